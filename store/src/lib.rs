@@ -1,0 +1,26 @@
+//! codencer-store: the record of every run.
+//!
+//! An append-only, hash-chained event log in SQLite, projections of the run tree derived from
+//! it, and content-addressed blobs for artifacts. See `docs/store.md`.
+#![forbid(unsafe_code)]
+
+mod blobs;
+mod chain;
+mod error;
+mod model;
+mod project;
+mod queries;
+mod rebuild;
+mod rows;
+mod schema;
+mod sqltypes;
+mod store;
+mod verify;
+
+pub use blobs::BlobProblem;
+pub use chain::GENESIS_HASH;
+pub use error::StoreError;
+pub use model::*;
+pub use rebuild::{ColumnDiff, ProjectionDiff, ProjectionReport, RowDifference, TableCount};
+pub use store::{Store, new_id};
+pub use verify::{BlobIssue, BrokenLink, LinkProblem, VerifyReport};

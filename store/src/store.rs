@@ -1,0 +1,289 @@
+//! The store handle: opening the state directory, appending events, recording artifacts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::blobs::Blobs;
+use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
+use crate::error::StoreError;
+use crate::model::{ArtifactKind, ArtifactRow, BlobRef, Event, EventBody, EventIds, NewEvent};
+use crate::project::{Target, project};
+use crate::schema;
+
+/// A fresh id: a ULID (26 characters, Crockford base32), sortable by creation time and, within
+/// one process, strictly increasing.
+pub fn new_id() -> String {
+    // Monotonic within a millisecond, so ids made in a row sort in the order they were made.
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match generator.generate() {
+        Ok(id) => id.to_string(),
+        // 2^80 ids in one millisecond: fall back to a random (still time-prefixed) one.
+        Err(_) => ulid::Ulid::generate().to_string(),
+    }
+}
+
+/// The record: an append-only, hash-chained event log, its projections and its blobs.
+///
+/// Cheap to share (`Arc<Store>`); several `Store`s, in one process or several, may use the same
+/// state directory at once.
+pub struct Store {
+    pub(crate) root: PathBuf,
+    pub(crate) blobs: Blobs,
+    // A std mutex, not a tokio one: SQLite calls are blocking and nothing awaits while holding
+    // the lock; async callers use `spawn_blocking`. Appends and reads have their own
+    // connections so a long read (verify, a big tree) never holds up the writer.
+    pub(crate) writer: Mutex<Connection>,
+    pub(crate) reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lock a connection. A panic while holding it cannot leave a transaction open (rusqlite rolls
+/// back on drop, also when unwinding), so a poisoned lock is safe to take over.
+pub(crate) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `state_dir`:
+    /// `codencer.db`, `blobs/sha256/`, `tmp/`.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(state_dir)?;
+        let blobs = Blobs::new(state_dir);
+        blobs.create_dirs()?;
+        blobs.sweep_tmp();
+        let db = state_dir.join("codencer.db");
+        let mut writer = schema::connect(&db)?;
+        schema::migrate(&mut writer)?;
+        let reader = schema::connect(&db)?;
+        tracing::debug!(path = %state_dir.display(), "store opened");
+        Ok(Store {
+            root: state_dir.to_owned(),
+            blobs,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Append one event (and update the projections) atomically.
+    pub fn append(&self, event: NewEvent) -> Result<Event, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = Head::read(&tx)?;
+        let event = head.append(&tx, event)?;
+        tx.commit()?;
+        tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
+        Ok(event)
+    }
+
+    /// Append events in one transaction: all of them, contiguous in the chain, or none.
+    ///
+    /// All events of one call share a timestamp (they commit at one instant); timestamps never
+    /// go backwards along the chain, even if the clock does.
+    pub fn append_all(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = Head::read(&tx)?;
+        let out = events
+            .into_iter()
+            .map(|event| head.append(&tx, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        tracing::trace!(count = out.len(), last = head.seq, "events appended");
+        Ok(out)
+    }
+
+    /// Store `bytes` as a blob (no-op if already stored).
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        self.blobs.put(bytes)
+    }
+
+    /// Store the content of the file at `path` as a blob, streaming (no-op if already stored).
+    pub fn put_blob_file(&self, path: &Path) -> Result<BlobRef, StoreError> {
+        self.blobs.put_file(path)
+    }
+
+    /// Where blob `sha256` lives. Errors unless `sha256` is 64 lowercase hex digits (it becomes
+    /// a path, so it is never trusted).
+    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        self.blobs.path(sha256)
+    }
+
+    /// The content of blob `sha256`.
+    pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        self.blobs.read(sha256)
+    }
+
+    /// Store `bytes` as a blob and record an `artifact.recorded` event for it.
+    pub fn record_artifact(
+        &self,
+        ids: &EventIds,
+        actor: &str,
+        kind: ArtifactKind,
+        name: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<ArtifactRow, StoreError> {
+        let blob = self.put_blob(bytes)?;
+        self.record_blob(ids, actor, kind, name, blob)
+    }
+
+    /// Store the file at `path` as a blob (streaming) and record an `artifact.recorded` event.
+    pub fn record_artifact_file(
+        &self,
+        ids: &EventIds,
+        actor: &str,
+        kind: ArtifactKind,
+        name: Option<&str>,
+        path: &Path,
+    ) -> Result<ArtifactRow, StoreError> {
+        let blob = self.put_blob_file(path)?;
+        self.record_blob(ids, actor, kind, name, blob)
+    }
+
+    fn record_blob(
+        &self,
+        ids: &EventIds,
+        actor: &str,
+        kind: ArtifactKind,
+        name: Option<&str>,
+        blob: BlobRef,
+    ) -> Result<ArtifactRow, StoreError> {
+        let id = new_id();
+        let event = self.append(ids.event(
+            actor,
+            EventBody::ArtifactRecorded {
+                artifact_id: id.clone(),
+                kind,
+                name: name.map(str::to_owned),
+                sha256: blob.sha256.clone(),
+                bytes: blob.bytes,
+            },
+        ))?;
+        Ok(ArtifactRow {
+            id,
+            run_id: event.run_id,
+            step_id: event.step_id,
+            attempt_id: event.attempt_id,
+            kind,
+            name: name.map(str::to_owned),
+            sha256: blob.sha256,
+            bytes: blob.bytes,
+            created_at: event.ts,
+        })
+    }
+}
+
+/// The end of the chain, as seen inside a write transaction.
+struct Head {
+    seq: u64,
+    hash: String,
+    ts: String,
+}
+
+impl Head {
+    /// Read the head. Callers hold the write lock (`BEGIN IMMEDIATE`), so no other writer,
+    /// thread or process, can append between this read and their commit: the chain never
+    /// forks. It is read once per transaction (one index seek), never per event, and never
+    /// trusted from memory, since another process may have appended since our last commit.
+    fn read(conn: &Connection) -> Result<Head, StoreError> {
+        let head = conn
+            .prepare_cached("SELECT seq, hash, ts FROM main.events ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| {
+                Ok(Head {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                    ts: r.get(2)?,
+                })
+            })
+            .optional()?;
+        let mut head = head.unwrap_or_else(|| Head {
+            seq: 0,
+            hash: GENESIS_HASH.to_owned(),
+            ts: String::new(),
+        });
+        // One timestamp per transaction, and never earlier than the previous event's.
+        head.ts = now_ts().max(head.ts);
+        Ok(head)
+    }
+
+    /// Chain, insert and project one event; advances the head.
+    fn append(&mut self, conn: &Connection, event: NewEvent) -> Result<Event, StoreError> {
+        let NewEvent {
+            run_id,
+            step_id,
+            attempt_id,
+            actor,
+            body,
+        } = event;
+        let seq = self.seq + 1;
+        let kind = body.kind();
+        let payload = encode_payload(&body)?;
+        let hash = Link {
+            prev_hash: &self.hash,
+            seq,
+            ts: &self.ts,
+            run_id: run_id.as_deref(),
+            step_id: step_id.as_deref(),
+            attempt_id: attempt_id.as_deref(),
+            kind,
+            actor: &actor,
+            payload: &payload,
+        }
+        .hash();
+        conn.prepare_cached(
+            "INSERT INTO main.events
+               (seq, ts, run_id, step_id, attempt_id, kind, actor, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            seq, self.ts, run_id, step_id, attempt_id, kind, actor, payload, self.hash, hash
+        ])?;
+        let event = Event {
+            seq,
+            ts: self.ts.clone(),
+            run_id,
+            step_id,
+            attempt_id,
+            actor,
+            body,
+            prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
+            hash,
+        };
+        project(conn, Target::Live, &event)?;
+        self.seq = seq;
+        Ok(event)
+    }
+}
+
+/// The state directory holds the operator's code and transcripts: owner-only when we create it.
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(StoreError::io(dir))
+}

@@ -1,0 +1,19 @@
+//! The command lines. Binaries are thin: `main` calls one of these.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod codencer;
+mod common;
+mod ctl;
+mod render;
+
+use std::process::ExitCode;
+
+/// `codencer`: one-shot runs and local maintenance.
+pub fn codencer_main() -> ExitCode {
+    codencer::main()
+}
+
+/// `orchestratorctl`: inspect runs, artifacts and the audit log.
+pub fn orchestratorctl_main() -> ExitCode {
+    ctl::main()
+}

@@ -1,0 +1,222 @@
+//! `codencer`: run a TaskSpec end to end without a daemon; local maintenance.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use codencer_store::RunStatus;
+
+use super::common::*;
+use super::render;
+use crate::engine::Engine;
+use crate::result::RunResult;
+use crate::spec::TaskSpec;
+
+#[derive(Debug, Parser)]
+#[command(name = "codencer", version, about = "Run AI coding executors in confined git worktrees, and keep the record.")]
+struct Cli {
+    /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a TaskSpec to the end and print its result.
+    Run {
+        /// The TaskSpec (YAML or JSON).
+        spec: PathBuf,
+        /// Print the run's result as JSON on stdout, and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove worktrees of finished runs (their branches stay unless --branches).
+    Gc {
+        /// Also delete the runs' `codencer/<run>/...` branches.
+        #[arg(long)]
+        branches: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check or rebuild the store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Check SQLite integrity, the event hash chain and every artifact blob.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the run-tree projections from the events alone, reporting any difference.
+    Rebuild {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(false);
+    let state = state_dir(cli.state_dir);
+    match cli.command {
+        Command::Run { spec, json } => run(&state, &spec, json),
+        Command::Gc { branches, json } => super::render::gc(&state, branches, json),
+        Command::Store { command: StoreCommand::Verify { json } } => store_verify(&state, json),
+        Command::Store { command: StoreCommand::Rebuild { json } } => store_rebuild(&state, json),
+    }
+}
+
+fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> ExitCode {
+    let spec = match TaskSpec::load(spec_path) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprintln!("error: invalid TaskSpec (nothing was run or recorded)\n{errors}");
+            return exit(EXIT_INVALID);
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    rt.block_on(run_async(state, spec, json))
+}
+
+async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitCode {
+    let engine = match Engine::start(state, local_actor()).await {
+        Ok(engine) => engine,
+        Err(err) => {
+            eprintln!("error: {}", error_chain(&err));
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    let created = match engine.create_run(&spec) {
+        Ok(created) => created,
+        Err(err) => {
+            eprintln!("error: could not record the run: {}", error_chain(&err));
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    let progress = (!json).then(|| tokio::spawn(render::progress(engine.recorder().subscribe(), spec.steps.len())));
+    if !json {
+        eprintln!("run {} · {} · {} step(s) · state {}", created.run_id, spec.name, spec.steps.len(), state.display());
+    }
+    let run_id = created.run_id.clone();
+    let execution = engine.execute(Arc::new(spec), created);
+    tokio::pin!(execution);
+    let mut interrupted = false;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut execution => break outcome,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                eprintln!("interrupted: stopping the attempt (its worktree and record are kept)");
+                engine.cancel();
+            }
+            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } }, if !interrupted => {
+                interrupted = true;
+                eprintln!("terminated: stopping the attempt (its worktree and record are kept)");
+                engine.cancel();
+            }
+        }
+    };
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+    let tree = engine.recorder().store().run_tree(&run_id);
+    let result = match tree {
+        Ok(Some(tree)) => RunResult::from_tree(&tree),
+        Ok(None) => {
+            eprintln!("error: run {run_id} is missing from the store");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+        Err(err) => {
+            eprintln!("error: cannot read run {run_id}: {}", error_chain(&err));
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&result) {
+            Ok(text) => println!("{text}"),
+            Err(err) => eprintln!("error: cannot encode the result: {err}"),
+        }
+    } else {
+        render::result_summary(&result);
+    }
+    match outcome {
+        Err(err) => {
+            eprintln!("error: {}", error_chain(&err));
+            exit(EXIT_INFRASTRUCTURE)
+        }
+        Ok(outcome) if outcome.infrastructure.is_some() => {
+            eprintln!("error: infrastructure failure: {}", outcome.infrastructure.unwrap_or_default());
+            exit(EXIT_INFRASTRUCTURE)
+        }
+        Ok(outcome) => match outcome.status {
+            RunStatus::Passed => exit(EXIT_PASSED),
+            RunStatus::AwaitingApproval => exit(EXIT_AWAITING_APPROVAL),
+            RunStatus::Cancelled => exit(EXIT_INTERRUPTED),
+            _ if interrupted => exit(EXIT_INTERRUPTED),
+            _ => exit(EXIT_FAILED),
+        },
+    }
+}
+
+fn store_verify(state: &std::path::Path, json: bool) -> ExitCode {
+    let store = match open_store(state) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    match store.verify() {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                println!("{report}");
+            }
+            exit(if report.ok { EXIT_PASSED } else { EXIT_FAILED })
+        }
+        Err(err) => {
+            eprintln!("error: verify failed: {}", error_chain(&err));
+            exit(EXIT_INFRASTRUCTURE)
+        }
+    }
+}
+
+fn store_rebuild(state: &std::path::Path, json: bool) -> ExitCode {
+    let store = match open_store(state) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    match store.rebuild() {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                println!("{report}");
+            }
+            exit(EXIT_PASSED)
+        }
+        Err(err) => {
+            eprintln!("error: rebuild failed: {}", error_chain(&err));
+            exit(EXIT_INFRASTRUCTURE)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared by the command lines: exit codes, the state dir, the local actor name.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Documented exit codes (docs/cli.md).
+pub const EXIT_PASSED: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_AWAITING_APPROVAL: u8 = 3;
+pub const EXIT_INFRASTRUCTURE: u8 = 4;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn exit(code: u8) -> ExitCode {
+    ExitCode::from(code)
+}
+
+/// `--state-dir`, else `$CODENCER_HOME`, else `$XDG_DATA_HOME/codencer`, else
+/// `~/.local/share/codencer`.
+pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("CODENCER_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("codencer");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/share/codencer")
+}
+
+/// `user@host`: the actor of locally caused events.
+pub fn local_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("{user}@{host}")
+}
+
+/// Logging to stderr, filtered by `CODENCER_LOG` (default: warnings).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODENCER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Opens the store read-write for maintenance commands, with a clear error.
+pub fn open_store(dir: &std::path::Path) -> Result<codencer_store::Store, String> {
+    if !dir.join("codencer.db").exists() {
+        return Err(format!(
+            "no Codencer state at {} (nothing has run yet; pass --state-dir or set CODENCER_HOME)",
+            dir.display()
+        ));
+    }
+    codencer_store::Store::open(dir).map_err(|e| format!("cannot open the store at {}: {}", dir.display(), error_chain(&e)))
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

@@ -1,0 +1,233 @@
+//! `orchestratorctl`: inspect runs, artifacts and the audit log. Reads the store directly
+//! (`--state-dir`); the daemon issue adds an HTTP client mode.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use codencer_store::{Event, EventBody, RunFilter, RunStatus, Store};
+use serde_json::json;
+
+use super::common::*;
+use super::render;
+use crate::result::RunResult;
+
+#[derive(Debug, Parser)]
+#[command(name = "orchestratorctl", version, about = "Inspect Codencer runs, artifacts and the audit log.")]
+struct Cli {
+    /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs: list, show, tree.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Artifacts: get one's content.
+    Artifacts {
+        #[command(subcommand)]
+        command: ArtifactsCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only runs with this status (pending, running, awaiting_approval, passed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// A run's result: status and one ResultSpec per step.
+    Show {
+        /// Run id (a unique prefix is enough).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's whole record, drawn as a tree.
+    Tree {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ArtifactsCommand {
+    /// Write an artifact's content to stdout (or a file).
+    Get {
+        id: String,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Export every event, in order, one JSON object per line.
+    Export {
+        /// JSON lines (the only format for now; accepted for clarity).
+        #[arg(long)]
+        jsonl: bool,
+        /// Only this run's events.
+        #[arg(long)]
+        run: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(false);
+    let state = state_dir(cli.state_dir);
+    let store = match open_store(&state) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    let result = match cli.command {
+        Command::Runs { command } => runs(&store, command),
+        Command::Artifacts { command: ArtifactsCommand::Get { id, output } } => artifact_get(&store, &id, output),
+        Command::Audit { command: AuditCommand::Export { jsonl: _, run } } => audit_export(&store, run),
+    };
+    match result {
+        Ok(code) => exit(code),
+        Err(err) => {
+            eprintln!("error: {err}");
+            exit(EXIT_INVALID)
+        }
+    }
+}
+
+fn parse_status(text: &str) -> Result<RunStatus, String> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        format!("unknown status `{text}`: use pending, running, awaiting_approval, passed, failed or cancelled")
+    })
+}
+
+fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
+    match command {
+        RunsCommand::List { json, status, limit } => {
+            let filter = RunFilter { status: status.as_deref().map(parse_status).transpose()?, limit: Some(limit), ..RunFilter::default() };
+            let runs = store.list_runs(&filter).map_err(|e| error_chain(&e))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?);
+            } else if runs.is_empty() {
+                println!("no runs");
+            } else {
+                println!("{:<26}  {:<17}  {:<24}  {:<12}  created", "ID", "STATUS", "NAME", "EXECUTOR");
+                for r in runs {
+                    println!("{:<26}  {:<17}  {:<24}  {:<12}  {}", r.id, r.status.as_str(), r.name, r.executor, r.created_at);
+                }
+            }
+            Ok(EXIT_PASSED)
+        }
+        RunsCommand::Show { id, json } => {
+            let tree = load_tree(store, &id)?;
+            let result = RunResult::from_tree(&tree);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?);
+            } else {
+                render::result_summary(&result);
+            }
+            Ok(EXIT_PASSED)
+        }
+        RunsCommand::Tree { id, json } => {
+            let tree = load_tree(store, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tree).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", render::draw_tree(&tree));
+            }
+            Ok(EXIT_PASSED)
+        }
+    }
+}
+
+fn load_tree(store: &Store, id: &str) -> Result<codencer_store::RunTree, String> {
+    let run_id = store.resolve_run_id(id).map_err(|e| error_chain(&e))?;
+    store
+        .run_tree(&run_id)
+        .map_err(|e| error_chain(&e))?
+        .ok_or_else(|| format!("no run `{id}`"))
+}
+
+fn artifact_get(store: &Store, id: &str, output: Option<PathBuf>) -> Result<u8, String> {
+    let artifact = store
+        .artifact(id)
+        .map_err(|e| error_chain(&e))?
+        .ok_or_else(|| format!("no artifact `{id}` (list a run's artifacts with `orchestratorctl runs tree RUN`)"))?;
+    let bytes = store.read_blob(&artifact.sha256).map_err(|e| error_chain(&e))?;
+    match output {
+        Some(path) => std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => std::io::stdout().write_all(&bytes).map_err(|e| format!("cannot write to stdout: {e}"))?,
+    }
+    Ok(EXIT_PASSED)
+}
+
+fn audit_export(store: &Store, run: Option<String>) -> Result<u8, String> {
+    let run_id = run.map(|r| store.resolve_run_id(&r).map_err(|e| error_chain(&e))).transpose()?;
+    let mut stdout = std::io::stdout().lock();
+    let mut after = 0;
+    loop {
+        let events = store.events_since(after, 1000).map_err(|e| error_chain(&e))?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        for event in events.iter().filter(|e| run_id.is_none() || e.run_id == run_id) {
+            let line = audit_line(store, event);
+            writeln!(stdout, "{line}").map_err(|e| format!("cannot write to stdout: {e}"))?;
+        }
+    }
+    Ok(EXIT_PASSED)
+}
+
+/// One event in the audit shape of docs/cli.md.
+fn audit_line(store: &Store, event: &Event) -> serde_json::Value {
+    let body = serde_json::to_value(&event.body).unwrap_or_default();
+    let executor = match &event.body {
+        EventBody::RunCreated { executor, .. } | EventBody::StepCreated { executor, .. } | EventBody::AttemptStarted { executor, .. } => Some(executor.clone()),
+        _ => event
+            .attempt_id
+            .as_deref()
+            .and_then(|a| store.attempt(a).ok().flatten())
+            .map(|a| a.executor)
+            .or_else(|| event.run_id.as_deref().and_then(|r| store.list_runs(&RunFilter::default()).ok()?.into_iter().find(|x| x.id == r)).map(|r| r.executor)),
+    };
+    let artifacts: Vec<String> = match &event.body {
+        EventBody::ArtifactRecorded { artifact_id, .. } => vec![artifact_id.clone()],
+        EventBody::ValidationCompleted { output_artifact: Some(a), .. } => vec![a.clone()],
+        _ => Vec::new(),
+    };
+    json!({
+        "event": event.body.kind(),
+        "run_id": event.run_id,
+        "step_id": event.step_id,
+        "attempt_id": event.attempt_id,
+        "actor": event.actor,
+        "executor": executor,
+        "result": body.get("payload").cloned().unwrap_or(serde_json::Value::Null),
+        "artifacts": artifacts,
+        "ts": event.ts,
+        "seq": event.seq,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    })
+}

@@ -1,0 +1,176 @@
+//! The engine: one supervision tree over one store. `codencer run` uses it for one run;
+//! the daemon keeps it running for many.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use codencer_store::{ArtifactKind, EventBody, Store};
+use ractor::{Actor, ActorRef};
+use tokio::sync::{oneshot, watch};
+
+use crate::actors::policy::PolicyActor;
+use crate::actors::root::{RootActor, RootMsg};
+use crate::actors::run::{RunArgs, RunOutcome};
+use crate::context::Context;
+use crate::record::{Ids, Recorder};
+use crate::spec::TaskSpec;
+use crate::supervisor_error::SupervisorError;
+
+/// A run as created in the record, not yet started.
+#[derive(Debug, Clone)]
+pub struct CreatedRun {
+    pub run_id: String,
+    pub step_ids: Vec<String>,
+}
+
+/// A running supervision tree.
+#[derive(Debug)]
+pub struct Engine {
+    ctx: Arc<Context>,
+    root: ActorRef<RootMsg>,
+    cancel: watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Opens the store in `state_dir` and starts the actors.
+    pub async fn start(state_dir: &Path, actor: String) -> Result<Engine, SupervisorError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
+        let store = Arc::new(Store::open(state_dir)?);
+        let recorder = Recorder::new(store, actor);
+        let (policy, _) = Actor::spawn(None, PolicyActor, Arc::new(recorder.clone()))
+            .await
+            .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
+        let (cancel, cancel_rx) = watch::channel(false);
+        let ctx = Arc::new(Context { recorder, state_dir: state_dir.to_path_buf(), cancel: cancel_rx, policy });
+        let (root, _) = Actor::spawn(None, RootActor, ctx.clone())
+            .await
+            .map_err(|e| SupervisorError::Actor(format!("root supervisor did not start: {e}")))?;
+        Ok(Engine { ctx, root, cancel })
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.ctx.recorder
+    }
+
+    pub fn state_dir(&self) -> &PathBuf {
+        &self.ctx.state_dir
+    }
+
+    /// Records a new run: the TaskSpec as given, `run.created` and one `step.created` per step.
+    pub fn create_run(&self, spec: &TaskSpec) -> Result<CreatedRun, SupervisorError> {
+        let rec = &self.ctx.recorder;
+        let run_id = codencer_store::new_id();
+        let blob = rec.store().put_blob(spec.text.as_bytes())?;
+        let step_ids: Vec<String> = spec.steps.iter().map(|_| codencer_store::new_id()).collect();
+        let mut events = vec![
+            (
+                Ids::run(&run_id),
+                EventBody::RunCreated {
+                    name: spec.name.clone(),
+                    workspace: spec.workspace.display().to_string(),
+                    executor: spec.executor.clone(),
+                    policy: spec.policy.clone(),
+                    steps: spec.steps.len() as u32,
+                },
+            ),
+            (
+                Ids::run(&run_id),
+                EventBody::ArtifactRecorded {
+                    artifact_id: codencer_store::new_id(),
+                    kind: ArtifactKind::Taskspec,
+                    name: Some(spec.origin.clone()),
+                    sha256: blob.sha256,
+                    bytes: blob.bytes,
+                },
+            ),
+        ];
+        for (i, (step, id)) in spec.steps.iter().zip(&step_ids).enumerate() {
+            events.push((
+                Ids::step(&run_id, id),
+                EventBody::StepCreated { index: i as u32 + 1, goal: step.goal.clone(), executor: step.executor.clone(), max_attempts: step.max_attempts },
+            ));
+        }
+        // One transaction: a run is recorded whole or not at all.
+        rec.append_all(events)?;
+        Ok(CreatedRun { run_id, step_ids })
+    }
+
+    /// Runs a created run to its end.
+    pub async fn execute(&self, spec: Arc<TaskSpec>, run: CreatedRun) -> Result<RunOutcome, SupervisorError> {
+        let base_commit = crate::git::resolve_commit(&spec.workspace, &spec.base)
+            .await
+            .map_err(|e| SupervisorError::Infrastructure(e.to_string()))?;
+        let (done, wait) = oneshot::channel();
+        let args = RunArgs {
+            ctx: self.ctx.clone(),
+            run_id: run.run_id.clone(),
+            base: spec.base.clone(),
+            spec,
+            step_ids: run.step_ids,
+            first_step: 0,
+            base_commit,
+            done: Some(done),
+        };
+        ractor::call!(self.root, RootMsg::StartRun, args)
+            .map_err(|e| SupervisorError::Actor(e.to_string()))?
+            .map_err(SupervisorError::Actor)?;
+        wait.await.map_err(|_| SupervisorError::Actor(format!("run {} ended without an outcome (its actor failed; see the record)", run.run_id)))
+    }
+
+    /// Cancels everything running: attempts are killed and recorded, runs end `cancelled`.
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
+    }
+}
+
+/// What `codencer gc` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GcReport {
+    pub worktrees_removed: u64,
+    pub branches_deleted: u64,
+    pub runs_kept: u64,
+}
+
+/// Removes worktrees (and scratch dirs) of finished runs; with `branches`, their branches.
+pub async fn gc(store: &Store, state_dir: &Path, branches: bool) -> Result<GcReport, SupervisorError> {
+    let mut report = GcReport::default();
+    let runs = store.list_runs(&codencer_store::RunFilter::default())?;
+    for run in runs {
+        if !run.status.is_terminal() {
+            report.runs_kept += 1;
+            continue;
+        }
+        let Some(tree) = store.run_tree(&run.id)? else { continue };
+        let repo = PathBuf::from(&run.workspace);
+        for step in &tree.steps {
+            for attempt in &step.attempts {
+                let wt = PathBuf::from(&attempt.attempt.worktree);
+                if wt.exists() {
+                    match crate::git::remove_worktree(&repo, &wt).await {
+                        Ok(()) => report.worktrees_removed += 1,
+                        Err(err) => {
+                            tracing::warn!(worktree = %wt.display(), cause = %err, "git could not remove the worktree; removing the directory");
+                            std::fs::remove_dir_all(&wt).map_err(|e| SupervisorError::io("remove a worktree", &wt, e))?;
+                            report.worktrees_removed += 1;
+                        }
+                    }
+                }
+                let scratch = state_dir.join("attempts").join(&attempt.attempt.id);
+                if scratch.exists() {
+                    std::fs::remove_dir_all(&scratch).map_err(|e| SupervisorError::io("remove a scratch directory", &scratch, e))?;
+                }
+                if branches && crate::git::delete_branch(&repo, &attempt.attempt.branch).await.is_ok() {
+                    report.branches_deleted += 1;
+                }
+            }
+        }
+        if repo.exists() {
+            let _ = crate::git::prune_worktrees(&repo).await;
+        }
+        let run_dir = state_dir.join("worktrees").join(&run.id);
+        if run_dir.exists() {
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,22 @@
+//! codencer-supervisor: the ractor supervision tree, the TaskSpec and ResultSpec contracts,
+//! worktree management, and the `codencer` and `orchestratorctl` command lines.
+#![forbid(unsafe_code)]
+
+mod actors;
+mod attempt;
+mod cli;
+mod context;
+mod engine;
+mod git;
+mod launch;
+mod record;
+mod result;
+pub mod spec;
+mod supervisor_error;
+
+pub use actors::run::RunOutcome;
+pub use cli::{codencer_main, orchestratorctl_main};
+pub use engine::{CreatedRun, Engine};
+pub use record::{Ids, Recorder};
+pub use result::{ResultSpec, RunResult};
+pub use supervisor_error::SupervisorError;

@@ -1,0 +1,2 @@
+//! Shared helpers for the end-to-end suites.
+#![forbid(unsafe_code)]
