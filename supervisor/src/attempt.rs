@@ -19,7 +19,6 @@ use crate::record::Ids;
 use crate::spec::StepSpec;
 use crate::supervisor_error::SupervisorError;
 
-
 /// Where an attempt starts from.
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptPlan<'a> {
@@ -54,11 +53,17 @@ struct ExecPhase {
     evidence: Option<String>,
 }
 
-pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result<AttemptResult, SupervisorError> {
+pub(crate) async fn run_attempt(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+) -> Result<AttemptResult, SupervisorError> {
     let started = Instant::now();
     let attempt_id = codencer_store::new_id();
     let ids = Ids::attempt(plan.run_id, plan.step_id, &attempt_id);
-    let branch = format!("codencer/{}/{}/{}", plan.run_id, plan.step_index, plan.number);
+    let branch = format!(
+        "codencer/{}/{}/{}",
+        plan.run_id, plan.step_index, plan.number
+    );
     let worktree = ctx.worktree_dir(plan.run_id, plan.step_index, plan.number);
     let scratch = ctx.scratch_dir(&attempt_id)?;
     let rec = &ctx.recorder;
@@ -74,15 +79,30 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
     )?;
 
     if let Some(parent) = worktree.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
     }
     if let Err(err) = git::add_worktree(plan.repo, &worktree, &branch, plan.base_commit).await {
         let reason = format!("could not create the worktree: {err}");
-        complete(ctx, &ids, AttemptStatus::Crashed, None, Some(reason.clone()), None, &ExecutorReport::unreported(), started)?;
+        complete(
+            ctx,
+            &ids,
+            AttemptStatus::Crashed,
+            None,
+            Some(reason.clone()),
+            None,
+            &ExecutorReport::unreported(),
+            started,
+        )?;
         return Err(SupervisorError::Infrastructure(reason));
     }
 
-    let admission = ctx.policy_check(PolicyCheck::Admission { ids: ids.clone(), executor: plan.step.executor.clone() }).await?;
+    let admission = ctx
+        .policy_check(PolicyCheck::Admission {
+            ids: ids.clone(),
+            executor: plan.step.executor.clone(),
+        })
+        .await?;
     let exec = match admission {
         PolicyVerdict::Deny(reason) => ExecPhase {
             status: Some(AttemptStatus::Failed),
@@ -91,30 +111,57 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
             report: ExecutorReport::unreported(),
             evidence: None,
         },
-        PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_) => run_executor(ctx, plan, &ids, &worktree, &scratch).await?,
+        PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_) => {
+            run_executor(ctx, plan, &ids, &worktree, &scratch).await?
+        }
     };
 
     // Capture whatever the executor did, whatever happened to it, before anything else.
-    let message = format!("codencer: run {} step {} attempt {}", plan.run_id, plan.step_index, plan.number);
+    let message = format!(
+        "codencer: run {} step {} attempt {}",
+        plan.run_id, plan.step_index, plan.number
+    );
     let capture = match git::capture(&worktree, plan.repo, plan.base_commit, &message).await {
         Ok(capture) => capture,
         Err(err) => {
             let reason = format!("could not capture the worktree's changes: {err}");
-            complete(ctx, &ids, AttemptStatus::Crashed, exec.exit, Some(reason.clone()), None, &exec.report, started)?;
+            complete(
+                ctx,
+                &ids,
+                AttemptStatus::Crashed,
+                exec.exit,
+                Some(reason.clone()),
+                None,
+                &exec.report,
+                started,
+            )?;
             return Err(SupervisorError::Infrastructure(reason));
         }
     };
     rec.artifact(&ids, ArtifactKind::Diff, None, &capture.diff)?;
     let files_json = serde_json::to_vec(&capture.files).unwrap_or_default();
     rec.artifact(&ids, ArtifactKind::ChangedFiles, None, &files_json)?;
-    let changes = Changes { commit: capture.commit.clone(), files: capture.files.clone(), insertions: capture.insertions, deletions: capture.deletions };
+    let changes = Changes {
+        commit: capture.commit.clone(),
+        files: capture.files.clone(),
+        insertions: capture.insertions,
+        deletions: capture.deletions,
+    };
 
     let mut status = exec.status;
     let mut reason = exec.reason.clone();
     let mut evidence = exec.evidence.clone();
     let mut awaiting_approval = false;
     if status.is_none() {
-        match ctx.policy_check(PolicyCheck::PostExec { ids: ids.clone(), files: changes.files.clone(), insertions: changes.insertions, deletions: changes.deletions }).await? {
+        match ctx
+            .policy_check(PolicyCheck::PostExec {
+                ids: ids.clone(),
+                files: changes.files.clone(),
+                insertions: changes.insertions,
+                deletions: changes.deletions,
+            })
+            .await?
+        {
             PolicyVerdict::Admit => {}
             PolicyVerdict::Deny(why) => {
                 status = Some(AttemptStatus::Failed);
@@ -141,9 +188,17 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
         Vec::new()
     };
 
-    let gate_status = match ctx.policy_check(PolicyCheck::Gates { ids: ids.clone(), validations_failed: validations.len() }).await? {
+    let gate_status = match ctx
+        .policy_check(PolicyCheck::Gates {
+            ids: ids.clone(),
+            validations_failed: validations.len(),
+        })
+        .await?
+    {
         PolicyVerdict::Admit if status.is_none() && validations.is_empty() => GateStatus::Passed,
-        PolicyVerdict::Admit | PolicyVerdict::Deny(_) | PolicyVerdict::NeedsApproval(_) => GateStatus::Failed,
+        PolicyVerdict::Admit | PolicyVerdict::Deny(_) | PolicyVerdict::NeedsApproval(_) => {
+            GateStatus::Failed
+        }
     };
     rec.append(
         &ids,
@@ -160,7 +215,14 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
     )?;
     if status.is_none() && !validations.is_empty() {
         status = Some(AttemptStatus::Failed);
-        reason = Some(format!("validation failed: {}", validations.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")));
+        reason = Some(format!(
+            "validation failed: {}",
+            validations
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         evidence = Some(evidence::from_validations(&validations));
     }
     let status = status.unwrap_or(AttemptStatus::Passed);
@@ -171,12 +233,28 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
             EventBody::GateOpened {
                 gate_id: codencer_store::new_id(),
                 name: "approval".into(),
-                reason: reason.clone().unwrap_or_else(|| "policy requires approval".into()),
+                reason: reason
+                    .clone()
+                    .unwrap_or_else(|| "policy requires approval".into()),
             },
         )?;
     }
-    complete(ctx, &ids, status, exec.exit, reason, Some(&changes), &exec.report, started)?;
-    Ok(AttemptResult { status, commit: changes.commit, evidence, awaiting_approval })
+    complete(
+        ctx,
+        &ids,
+        status,
+        exec.exit,
+        reason,
+        Some(&changes),
+        &exec.report,
+        started,
+    )?;
+    Ok(AttemptResult {
+        status,
+        commit: changes.commit,
+        evidence,
+        awaiting_approval,
+    })
 }
 
 /// What the attempt changed.
@@ -187,7 +265,13 @@ struct Changes {
     deletions: u64,
 }
 
-async fn run_executor(ctx: &Context, plan: &AttemptPlan<'_>, ids: &Ids, worktree: &Path, scratch: &Path) -> Result<ExecPhase, SupervisorError> {
+async fn run_executor(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+    ids: &Ids,
+    worktree: &Path,
+    scratch: &Path,
+) -> Result<ExecPhase, SupervisorError> {
     let step = plan.step;
     let prompt = render_prompt(&PromptInput {
         goal: &step.goal,
@@ -199,10 +283,12 @@ async fn run_executor(ctx: &Context, plan: &AttemptPlan<'_>, ids: &Ids, worktree
         attempt: plan.number,
         feedback: plan.feedback,
     });
-    let adapter = codencer_adapters::adapter(&step.executor)
-        .ok_or_else(|| SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor)))?;
+    let adapter = codencer_adapters::adapter(&step.executor).ok_or_else(|| {
+        SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor))
+    })?;
     let config_home = scratch.join("home");
-    std::fs::create_dir_all(&config_home).map_err(|e| SupervisorError::io("create the executor's home", &config_home, e))?;
+    std::fs::create_dir_all(&config_home)
+        .map_err(|e| SupervisorError::io("create the executor's home", &config_home, e))?;
     let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
         prompt: &prompt,
         worktree,
@@ -213,11 +299,18 @@ async fn run_executor(ctx: &Context, plan: &AttemptPlan<'_>, ids: &Ids, worktree
     }) {
         Ok(inv) => inv,
         Err(err) => {
-            return Ok(ExecPhase { status: Some(AttemptStatus::Failed), reason: Some(err.to_string()), exit: None, report: ExecutorReport::unreported(), evidence: None });
+            return Ok(ExecPhase {
+                status: Some(AttemptStatus::Failed),
+                reason: Some(err.to_string()),
+                exit: None,
+                report: ExecutorReport::unreported(),
+                evidence: None,
+            });
         }
     };
     for (path, contents) in &invocation.files {
-        std::fs::write(path, contents).map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
+        std::fs::write(path, contents)
+            .map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
     }
     let stdout = scratch.join("executor.stdout");
     let stderr = scratch.join("executor.stderr");
@@ -243,24 +336,41 @@ async fn run_executor(ctx: &Context, plan: &AttemptPlan<'_>, ids: &Ids, worktree
     })
     .await;
     // Output is recorded even when the process could not be supervised to its end.
-    ctx.recorder.artifact_file(ids, ArtifactKind::ExecutorStdout, None, &touch(&stdout)?)?;
-    ctx.recorder.artifact_file(ids, ArtifactKind::ExecutorStderr, None, &touch(&stderr)?)?;
+    ctx.recorder
+        .artifact_file(ids, ArtifactKind::ExecutorStdout, None, &touch(&stdout)?)?;
+    ctx.recorder
+        .artifact_file(ids, ArtifactKind::ExecutorStderr, None, &touch(&stderr)?)?;
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(err) => {
             let reason = format!("executor could not run: {err}");
-            return Ok(ExecPhase { status: Some(AttemptStatus::Crashed), reason: Some(reason.clone()), exit: None, report: ExecutorReport::unreported(), evidence: Some(reason) });
+            return Ok(ExecPhase {
+                status: Some(AttemptStatus::Crashed),
+                reason: Some(reason.clone()),
+                exit: None,
+                report: ExecutorReport::unreported(),
+                evidence: Some(reason),
+            });
         }
     };
     let stdout_bytes = std::fs::read(&stdout).unwrap_or_default();
     let report = adapter.parse(&stdout_bytes);
     if report.outcome != Outcome::Unreported {
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        ctx.recorder.artifact(ids, ArtifactKind::ExecutorReport, None, &json)?;
+        ctx.recorder
+            .artifact(ids, ArtifactKind::ExecutorReport, None, &json)?;
     }
     let (status, reason) = evidence::executor_verdict(&outcome, &report, step.timeout);
-    let evidence = reason.as_ref().map(|why| evidence::from_executor(why, &stderr, &stdout));
-    Ok(ExecPhase { status, reason, exit: Some(outcome.exit), report, evidence })
+    let evidence = reason
+        .as_ref()
+        .map(|why| evidence::from_executor(why, &stderr, &stdout));
+    Ok(ExecPhase {
+        status,
+        reason,
+        exit: Some(outcome.exit),
+        report,
+        evidence,
+    })
 }
 
 /// Makes sure an output file exists (a process that never started wrote none).
@@ -284,7 +394,11 @@ fn complete(
     report: &ExecutorReport,
     started: Instant,
 ) -> Result<(), SupervisorError> {
-    let usage = report.usage.as_ref().map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: u.cost_usd });
+    let usage = report.usage.as_ref().map(|u| Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd: u.cost_usd,
+    });
     ctx.recorder.append(
         ids,
         EventBody::AttemptCompleted {

@@ -32,14 +32,16 @@ impl Context {
     /// Per-attempt scratch space outside the worktree (output files, private home).
     pub fn scratch_dir(&self, attempt_id: &str) -> Result<PathBuf, SupervisorError> {
         let dir = self.state_dir.join("attempts").join(attempt_id);
-        std::fs::create_dir_all(&dir).map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
         Ok(dir)
     }
 
     /// The environment an executor or validator starts from: nothing of the operator's but
     /// PATH and locale; a private HOME.
     pub fn base_env(&self, home: &Path) -> Vec<(String, String)> {
-        let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
+        let path =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
         vec![
             ("PATH".to_string(), path),
             ("HOME".to_string(), home.display().to_string()),

@@ -34,14 +34,20 @@ pub struct Engine {
 impl Engine {
     /// Opens the store in `state_dir` and starts the actors.
     pub async fn start(state_dir: &Path, actor: String) -> Result<Engine, SupervisorError> {
-        std::fs::create_dir_all(state_dir).map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
         let store = Arc::new(Store::open(state_dir)?);
         let recorder = Recorder::new(store, actor);
         let (policy, _) = Actor::spawn(None, PolicyActor, Arc::new(recorder.clone()))
             .await
             .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
         let (cancel, cancel_rx) = watch::channel(false);
-        let ctx = Arc::new(Context { recorder, state_dir: state_dir.to_path_buf(), cancel: cancel_rx, policy });
+        let ctx = Arc::new(Context {
+            recorder,
+            state_dir: state_dir.to_path_buf(),
+            cancel: cancel_rx,
+            policy,
+        });
         let (root, _) = Actor::spawn(None, RootActor, ctx.clone())
             .await
             .map_err(|e| SupervisorError::Actor(format!("root supervisor did not start: {e}")))?;
@@ -61,7 +67,11 @@ impl Engine {
         let rec = &self.ctx.recorder;
         let run_id = codencer_store::new_id();
         let blob = rec.store().put_blob(spec.text.as_bytes())?;
-        let step_ids: Vec<String> = spec.steps.iter().map(|_| codencer_store::new_id()).collect();
+        let step_ids: Vec<String> = spec
+            .steps
+            .iter()
+            .map(|_| codencer_store::new_id())
+            .collect();
         let mut events = vec![
             (
                 Ids::run(&run_id),
@@ -87,7 +97,12 @@ impl Engine {
         for (i, (step, id)) in spec.steps.iter().zip(&step_ids).enumerate() {
             events.push((
                 Ids::step(&run_id, id),
-                EventBody::StepCreated { index: i as u32 + 1, goal: step.goal.clone(), executor: step.executor.clone(), max_attempts: step.max_attempts },
+                EventBody::StepCreated {
+                    index: i as u32 + 1,
+                    goal: step.goal.clone(),
+                    executor: step.executor.clone(),
+                    max_attempts: step.max_attempts,
+                },
             ));
         }
         // One transaction: a run is recorded whole or not at all.
@@ -96,7 +111,11 @@ impl Engine {
     }
 
     /// Runs a created run to its end.
-    pub async fn execute(&self, spec: Arc<TaskSpec>, run: CreatedRun) -> Result<RunOutcome, SupervisorError> {
+    pub async fn execute(
+        &self,
+        spec: Arc<TaskSpec>,
+        run: CreatedRun,
+    ) -> Result<RunOutcome, SupervisorError> {
         let base_commit = crate::git::resolve_commit(&spec.workspace, &spec.base)
             .await
             .map_err(|e| SupervisorError::Infrastructure(e.to_string()))?;
@@ -114,7 +133,12 @@ impl Engine {
         ractor::call!(self.root, RootMsg::StartRun, args)
             .map_err(|e| SupervisorError::Actor(e.to_string()))?
             .map_err(SupervisorError::Actor)?;
-        wait.await.map_err(|_| SupervisorError::Actor(format!("run {} ended without an outcome (its actor failed; see the record)", run.run_id)))
+        wait.await.map_err(|_| {
+            SupervisorError::Actor(format!(
+                "run {} ended without an outcome (its actor failed; see the record)",
+                run.run_id
+            ))
+        })
     }
 
     /// Cancels everything running: attempts are killed and recorded, runs end `cancelled`.
@@ -132,7 +156,11 @@ pub struct GcReport {
 }
 
 /// Removes worktrees (and scratch dirs) of finished runs; with `branches`, their branches.
-pub async fn gc(store: &Store, state_dir: &Path, branches: bool) -> Result<GcReport, SupervisorError> {
+pub async fn gc(
+    store: &Store,
+    state_dir: &Path,
+    branches: bool,
+) -> Result<GcReport, SupervisorError> {
     let mut report = GcReport::default();
     let runs = store.list_runs(&codencer_store::RunFilter::default())?;
     for run in runs {
@@ -140,7 +168,9 @@ pub async fn gc(store: &Store, state_dir: &Path, branches: bool) -> Result<GcRep
             report.runs_kept += 1;
             continue;
         }
-        let Some(tree) = store.run_tree(&run.id)? else { continue };
+        let Some(tree) = store.run_tree(&run.id)? else {
+            continue;
+        };
         let repo = PathBuf::from(&run.workspace);
         for step in &tree.steps {
             for attempt in &step.attempts {
@@ -150,16 +180,23 @@ pub async fn gc(store: &Store, state_dir: &Path, branches: bool) -> Result<GcRep
                         Ok(()) => report.worktrees_removed += 1,
                         Err(err) => {
                             tracing::warn!(worktree = %wt.display(), cause = %err, "git could not remove the worktree; removing the directory");
-                            std::fs::remove_dir_all(&wt).map_err(|e| SupervisorError::io("remove a worktree", &wt, e))?;
+                            std::fs::remove_dir_all(&wt)
+                                .map_err(|e| SupervisorError::io("remove a worktree", &wt, e))?;
                             report.worktrees_removed += 1;
                         }
                     }
                 }
                 let scratch = state_dir.join("attempts").join(&attempt.attempt.id);
                 if scratch.exists() {
-                    std::fs::remove_dir_all(&scratch).map_err(|e| SupervisorError::io("remove a scratch directory", &scratch, e))?;
+                    std::fs::remove_dir_all(&scratch).map_err(|e| {
+                        SupervisorError::io("remove a scratch directory", &scratch, e)
+                    })?;
                 }
-                if branches && crate::git::delete_branch(&repo, &attempt.attempt.branch).await.is_ok() {
+                if branches
+                    && crate::git::delete_branch(&repo, &attempt.attempt.branch)
+                        .await
+                        .is_ok()
+                {
                     report.branches_deleted += 1;
                 }
             }

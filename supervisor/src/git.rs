@@ -20,7 +20,11 @@ pub enum GitError {
     #[error("could not run git (is git installed?)")]
     Spawn(#[source] std::io::Error),
     #[error("`git {args}` failed in {dir}: {stderr}")]
-    Failed { args: String, dir: String, stderr: String },
+    Failed {
+        args: String,
+        dir: String,
+        stderr: String,
+    },
     #[error("could not lock the repository at {path}")]
     Lock {
         path: String,
@@ -139,13 +143,26 @@ async fn git_text(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 
 /// The repository's common git dir (shared by all its worktrees), absolute.
 pub async fn common_dir(repo: &Path) -> Result<PathBuf, GitError> {
-    let dir = git_text(repo, &["rev-parse", "--path-format=absolute", "--git-common-dir"]).await?;
+    let dir = git_text(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await?;
     Ok(PathBuf::from(dir))
 }
 
 /// Commit id `rev` resolves to.
 pub async fn resolve_commit(repo: &Path, rev: &str) -> Result<String, GitError> {
-    git_text(repo, &["rev-parse", "--verify", "--end-of-options", &format!("{rev}^{{commit}}")]).await
+    git_text(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
+        ],
+    )
+    .await
 }
 
 /// A held per-repository lock; released on drop.
@@ -159,7 +176,10 @@ impl RepoLock {
     pub async fn acquire(common_dir: &Path) -> Result<RepoLock, GitError> {
         let path = common_dir.join("codencer.lock");
         let shown = path.display().to_string();
-        let lock_err = |source| GitError::Lock { path: shown.clone(), source };
+        let lock_err = |source| GitError::Lock {
+            path: shown.clone(),
+            source,
+        };
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -223,27 +243,72 @@ pub async fn capture(
     // Ignored files (build output, dependencies) stay in the worktree, kept for evidence,
     // but out of the diff: `.gitignore` is the repository's own statement of what matters.
     git(worktree, ["add", "--all", "--", "."]).await?;
-    let diff = git(worktree, ["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", base_commit]).await?;
-    let names = git(worktree, ["diff", "--cached", "--name-only", "-z", "--no-renames", base_commit]).await?;
+    let diff = git(
+        worktree,
+        [
+            "diff",
+            "--cached",
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            base_commit,
+        ],
+    )
+    .await?;
+    let names = git(
+        worktree,
+        [
+            "diff",
+            "--cached",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            base_commit,
+        ],
+    )
+    .await?;
     let files: Vec<String> = names
         .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    let numstat = git(worktree, ["diff", "--cached", "--numstat", "--no-renames", base_commit]).await?;
+    let numstat = git(
+        worktree,
+        ["diff", "--cached", "--numstat", "--no-renames", base_commit],
+    )
+    .await?;
     let (insertions, deletions) = sum_numstat(&String::from_utf8_lossy(&numstat));
 
     let mut commit = None;
     if !files.is_empty() || head_moved(worktree, base_commit).await? {
         let common = common_dir(repo).await?;
         let _lock = RepoLock::acquire(&common).await?;
-        let staged_changes = git(worktree, ["diff", "--cached", "--quiet"]).await.is_err();
+        let staged_changes = git(worktree, ["diff", "--cached", "--quiet"])
+            .await
+            .is_err();
         if staged_changes {
-            git(worktree, ["commit", "--quiet", "--no-verify", "--allow-empty-message", "-m", message]).await?;
+            git(
+                worktree,
+                [
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "--allow-empty-message",
+                    "-m",
+                    message,
+                ],
+            )
+            .await?;
         }
         commit = Some(git_text(worktree, &["rev-parse", "HEAD"]).await?);
     }
-    Ok(Capture { commit, diff, files, insertions, deletions })
+    Ok(Capture {
+        commit,
+        diff,
+        files,
+        insertions,
+        deletions,
+    })
 }
 
 /// Whether the executor committed by itself (HEAD no longer at the base).
@@ -255,8 +320,14 @@ fn sum_numstat(numstat: &str) -> (u64, u64) {
     numstat.lines().fold((0, 0), |(ins, del), line| {
         let mut parts = line.split('\t');
         // Binary files show `-`; they count as neither.
-        let a = parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-        let d = parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        let a = parts
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let d = parts
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
         (ins + a, del + d)
     })
 }
@@ -265,7 +336,16 @@ fn sum_numstat(numstat: &str) -> (u64, u64) {
 pub async fn remove_worktree(repo: &Path, path: &Path) -> Result<(), GitError> {
     let common = common_dir(repo).await?;
     let _lock = RepoLock::acquire(&common).await?;
-    git(repo, [OsStr::new("worktree"), OsStr::new("remove"), OsStr::new("--force"), path.as_os_str()]).await?;
+    git(
+        repo,
+        [
+            OsStr::new("worktree"),
+            OsStr::new("remove"),
+            OsStr::new("--force"),
+            path.as_os_str(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
@@ -291,6 +371,9 @@ mod tests {
 
     #[test]
     fn numstat_sums_text_and_skips_binary() {
-        assert_eq!(sum_numstat("3\t1\ta.txt\n-\t-\tb.bin\n10\t0\tc.txt\n"), (13, 1));
+        assert_eq!(
+            sum_numstat("3\t1\ta.txt\n-\t-\tb.bin\n10\t0\tc.txt\n"),
+            (13, 1)
+        );
     }
 }

@@ -101,7 +101,10 @@ pub async fn run_process(
         .process_group(0)
         .kill_on_drop(true);
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn { program: program.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let pid = child.id().unwrap_or(0);
     on_start(pid);
 
@@ -109,18 +112,33 @@ pub async fn run_process(
     let out_file = open_output(&req.stdout).await?;
     let err_file = match &req.stderr {
         Some(path) => open_output(path).await?,
-        None => out_file.try_clone().await.map_err(|source| output_err(&req.stdout, source))?,
+        None => out_file
+            .try_clone()
+            .await
+            .map_err(|source| output_err(&req.stdout, source))?,
     };
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(stdout, out_file, activity.clone(), started)));
+        readers.push(tokio::spawn(pump(
+            stdout,
+            out_file,
+            activity.clone(),
+            started,
+        )));
     }
     if let Some(stderr) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(stderr, err_file, activity.clone(), started)));
+        readers.push(tokio::spawn(pump(
+            stderr,
+            err_file,
+            activity.clone(),
+            started,
+        )));
     }
 
     let deadline = tokio::time::Instant::from_std(started + req.wall);
-    let tick = req.idle.map_or(Duration::from_millis(500), |i| (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(500)));
+    let tick = req.idle.map_or(Duration::from_millis(500), |i| {
+        (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
+    });
     let mut ending = Ending::Exited;
     let status = loop {
         tokio::select! {
@@ -156,9 +174,15 @@ pub async fn run_process(
     let exit = match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;
-            ProcessExit { code: status.code(), signal: status.signal() }
+            ProcessExit {
+                code: status.code(),
+                signal: status.signal(),
+            }
         }
-        Err(_) => ProcessExit { code: None, signal: None },
+        Err(_) => ProcessExit {
+            code: None,
+            signal: None,
+        },
     };
     Ok(ProcessOutcome {
         exit,
@@ -168,7 +192,10 @@ pub async fn run_process(
     })
 }
 
-async fn kill_and_wait(child: &mut tokio::process::Child, pid: u32) -> std::io::Result<std::process::ExitStatus> {
+async fn kill_and_wait(
+    child: &mut tokio::process::Child,
+    pid: u32,
+) -> std::io::Result<std::process::ExitStatus> {
     kill_group(pid);
     child.wait().await
 }
@@ -179,12 +206,18 @@ fn kill_group(pid: u32) {
     }
     if let Ok(pid) = i32::try_from(pid) {
         // The group may already be gone; that is the point.
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
 fn output_err(path: &std::path::Path, source: std::io::Error) -> LaunchError {
-    LaunchError::Output { path: path.display().to_string(), source }
+    LaunchError::Output {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 async fn open_output(path: &std::path::Path) -> Result<tokio::fs::File, LaunchError> {
@@ -196,14 +229,21 @@ async fn open_output(path: &std::path::Path) -> Result<tokio::fs::File, LaunchEr
         .map_err(|source| output_err(path, source))
 }
 
-async fn pump(mut from: impl AsyncRead + Unpin, mut to: tokio::fs::File, activity: Arc<Activity>, started: Instant) {
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: tokio::fs::File,
+    activity: Arc<Activity>,
+    started: Instant,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 activity.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                activity.last_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                activity
+                    .last_ms
+                    .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                 if to.write_all(&buf[..n]).await.is_err() {
                     break;
                 }

@@ -17,11 +17,19 @@ pub struct Ids {
 
 impl Ids {
     pub fn run(run: &str) -> Ids {
-        Ids { run: Some(run.to_string()), step: None, attempt: None }
+        Ids {
+            run: Some(run.to_string()),
+            step: None,
+            attempt: None,
+        }
     }
 
     pub fn step(run: &str, step: &str) -> Ids {
-        Ids { run: Some(run.to_string()), step: Some(step.to_string()), attempt: None }
+        Ids {
+            run: Some(run.to_string()),
+            step: Some(step.to_string()),
+            attempt: None,
+        }
     }
 
     pub fn attempt(run: &str, step: &str, attempt: &str) -> Ids {
@@ -49,7 +57,11 @@ impl Recorder {
 
     /// The same store and broadcast, another actor (e.g. the token that approved a gate).
     pub fn as_actor(&self, actor: &str) -> Recorder {
-        Recorder { store: self.store.clone(), actor: actor.to_string(), live: self.live.clone() }
+        Recorder {
+            store: self.store.clone(),
+            actor: actor.to_string(),
+            live: self.live.clone(),
+        }
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -83,7 +95,10 @@ impl Recorder {
     }
 
     pub fn append_all(&self, events: Vec<(Ids, EventBody)>) -> Result<Vec<Event>, StoreError> {
-        let new = events.into_iter().map(|(ids, body)| self.new_event(&ids, body)).collect();
+        let new = events
+            .into_iter()
+            .map(|(ids, body)| self.new_event(&ids, body))
+            .collect();
         let appended = self.store.append_all(new)?;
         for event in &appended {
             let _ = self.live.send(event.clone());

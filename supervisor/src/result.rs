@@ -133,7 +133,9 @@ impl ResultSpec {
             branch: chosen.map(|a| a.attempt.branch.clone()),
             base: chosen.map(|a| a.attempt.base_commit.clone()),
             commit: chosen.and_then(|a| a.attempt.commit.clone()),
-            files_changed: chosen.map(|a| a.attempt.files_changed.clone()).unwrap_or_default(),
+            files_changed: chosen
+                .map(|a| a.attempt.files_changed.clone())
+                .unwrap_or_default(),
             diff: DiffRef {
                 artifact: diff_artifact,
                 insertions: chosen.map_or(0, |a| a.attempt.insertions),
@@ -155,7 +157,16 @@ impl ResultSpec {
                 })
                 .unwrap_or_default(),
             gates: chosen
-                .map(|a| a.gates.iter().map(|g| GateResult { name: g.name.clone(), status: g.status, reason: g.reason.clone() }).collect())
+                .map(|a| {
+                    a.gates
+                        .iter()
+                        .map(|g| GateResult {
+                            name: g.name.clone(),
+                            status: g.status,
+                            reason: g.reason.clone(),
+                        })
+                        .collect()
+                })
                 .unwrap_or_default(),
             artifacts: chosen
                 .map(|a| a.artifacts.iter().map(artifact_ref).collect())
@@ -170,11 +181,20 @@ impl ResultSpec {
 }
 
 fn first_of(artifacts: &[ArtifactRow], kind: ArtifactKind) -> Option<String> {
-    artifacts.iter().find(|a| a.kind == kind).map(|a| a.id.clone())
+    artifacts
+        .iter()
+        .find(|a| a.kind == kind)
+        .map(|a| a.id.clone())
 }
 
 fn artifact_ref(a: &ArtifactRow) -> ArtifactRef {
-    ArtifactRef { id: a.id.clone(), kind: a.kind, name: a.name.clone(), sha256: a.sha256.clone(), bytes: a.bytes }
+    ArtifactRef {
+        id: a.id.clone(),
+        kind: a.kind,
+        name: a.name.clone(),
+        sha256: a.sha256.clone(),
+        bytes: a.bytes,
+    }
 }
 
 fn duration_ms(start: Option<&str>, end: Option<&str>) -> Option<u64> {

@@ -24,6 +24,10 @@ pub enum SupervisorError {
 
 impl SupervisorError {
     pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> SupervisorError {
-        SupervisorError::Io { what, path: path.display().to_string(), source }
+        SupervisorError::Io {
+            what,
+            path: path.display().to_string(),
+            source,
+        }
     }
 }

@@ -17,7 +17,12 @@ pub enum PolicyCheck {
     /// May this attempt start?
     Admission { ids: Ids, executor: String },
     /// Is what the executor changed acceptable?
-    PostExec { ids: Ids, files: Vec<String>, insertions: u64, deletions: u64 },
+    PostExec {
+        ids: Ids,
+        files: Vec<String>,
+        insertions: u64,
+        deletions: u64,
+    },
     /// Gate verdicts once validators ran.
     Gates { ids: Ids, validations_failed: usize },
 }
@@ -27,7 +32,10 @@ pub enum PolicyCheck {
 pub enum PolicyVerdict {
     Admit,
     Deny(String),
-    #[expect(dead_code, reason = "the policy issue's protected-path rules construct it")]
+    #[expect(
+        dead_code,
+        reason = "the policy issue's protected-path rules construct it"
+    )]
     NeedsApproval(String),
 }
 
@@ -49,11 +57,20 @@ impl Actor for PolicyActor {
     type State = PolicyState;
     type Arguments = Arc<Recorder>;
 
-    async fn pre_start(&self, _myself: ActorRef<PolicyMsg>, recorder: Arc<Recorder>) -> Result<PolicyState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<PolicyMsg>,
+        recorder: Arc<Recorder>,
+    ) -> Result<PolicyState, ActorProcessingErr> {
         Ok(PolicyState { recorder })
     }
 
-    async fn handle(&self, _myself: ActorRef<PolicyMsg>, msg: PolicyMsg, state: &mut PolicyState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<PolicyMsg>,
+        msg: PolicyMsg,
+        state: &mut PolicyState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             PolicyMsg::Check(check, reply) => {
                 let (ids, stage, verdict, reason) = decide(&check);
@@ -83,17 +100,39 @@ impl Actor for PolicyActor {
 /// requires every validator to pass.
 fn decide(check: &PolicyCheck) -> (&Ids, &'static str, PolicyVerdict, String) {
     match check {
-        PolicyCheck::Admission { ids, executor } => {
-            (ids, "admission", PolicyVerdict::Admit, format!("executor `{executor}` admitted: no policy files are loaded yet"))
-        }
-        PolicyCheck::PostExec { ids, files, insertions, deletions } => (
+        PolicyCheck::Admission { ids, executor } => (
+            ids,
+            "admission",
+            PolicyVerdict::Admit,
+            format!("executor `{executor}` admitted: no policy files are loaded yet"),
+        ),
+        PolicyCheck::PostExec {
+            ids,
+            files,
+            insertions,
+            deletions,
+        } => (
             ids,
             "post_exec",
             PolicyVerdict::Admit,
-            format!("{} file(s) changed (+{insertions} -{deletions}): no path or size rules are loaded yet", files.len()),
+            format!(
+                "{} file(s) changed (+{insertions} -{deletions}): no path or size rules are loaded yet",
+                files.len()
+            ),
         ),
-        PolicyCheck::Gates { ids, validations_failed: 0 } => (ids, "gates", PolicyVerdict::Admit, "every validator passed".to_string()),
-        PolicyCheck::Gates { ids, validations_failed } => {
+        PolicyCheck::Gates {
+            ids,
+            validations_failed: 0,
+        } => (
+            ids,
+            "gates",
+            PolicyVerdict::Admit,
+            "every validator passed".to_string(),
+        ),
+        PolicyCheck::Gates {
+            ids,
+            validations_failed,
+        } => {
             let why = format!("{validations_failed} validator(s) failed; validators are required");
             (ids, "gates", PolicyVerdict::Deny(why.clone()), why)
         }

@@ -31,11 +31,23 @@ impl Actor for RootActor {
     type State = RootState;
     type Arguments = Arc<Context>;
 
-    async fn pre_start(&self, _myself: ActorRef<RootMsg>, ctx: Arc<Context>) -> Result<RootState, ActorProcessingErr> {
-        Ok(RootState { ctx, runs: HashMap::new() })
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RootMsg>,
+        ctx: Arc<Context>,
+    ) -> Result<RootState, ActorProcessingErr> {
+        Ok(RootState {
+            ctx,
+            runs: HashMap::new(),
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<RootMsg>, msg: RootMsg, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RootMsg::StartRun(args, reply) => {
                 let run_id = args.run_id.clone();
@@ -53,7 +65,12 @@ impl Actor for RootActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _myself: ActorRef<RootMsg>, evt: SupervisionEvent, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 state.runs.remove(&cell.get_id());
@@ -63,8 +80,20 @@ impl Actor for RootActor {
                     tracing::error!(run_id = %run_id, cause = %err, "run actor failed");
                     let ids = Ids::run(&run_id);
                     let rec = &state.ctx.recorder;
-                    rec.append(&ids, EventBody::SupervisorFailure { actor: "run".into(), error: err.to_string() })?;
-                    rec.append(&ids, EventBody::RunCompleted { status: RunStatus::Failed, reason: Some(format!("run actor failed: {err}")) })?;
+                    rec.append(
+                        &ids,
+                        EventBody::SupervisorFailure {
+                            actor: "run".into(),
+                            error: err.to_string(),
+                        },
+                    )?;
+                    rec.append(
+                        &ids,
+                        EventBody::RunCompleted {
+                            status: RunStatus::Failed,
+                            reason: Some(format!("run actor failed: {err}")),
+                        },
+                    )?;
                 }
             }
             _ => {}

@@ -67,21 +67,39 @@ pub struct RunState {
 pub struct RunActor;
 
 impl RunActor {
-    fn finish(myself: &ActorRef<RunMsg>, state: &mut RunState, status: RunStatus, reason: Option<String>, infrastructure: Option<String>) {
+    fn finish(
+        myself: &ActorRef<RunMsg>,
+        state: &mut RunState,
+        status: RunStatus,
+        reason: Option<String>,
+        infrastructure: Option<String>,
+    ) {
         let a = &state.args;
         if status != RunStatus::AwaitingApproval
-            && let Err(err) = a.ctx.recorder.append(&Ids::run(&a.run_id), EventBody::RunCompleted { status, reason })
+            && let Err(err) = a.ctx.recorder.append(
+                &Ids::run(&a.run_id),
+                EventBody::RunCompleted { status, reason },
+            )
         {
             tracing::error!(run_id = %a.run_id, cause = %err, "could not record run.completed");
         }
         if let Some(done) = state.args.done.take() {
-            let _ = done.send(RunOutcome { run_id: state.args.run_id.clone(), status, infrastructure });
+            let _ = done.send(RunOutcome {
+                run_id: state.args.run_id.clone(),
+                status,
+                infrastructure,
+            });
         }
         myself.stop(None);
     }
 
-    async fn spawn_step(myself: &ActorRef<RunMsg>, state: &mut RunState, step: StepArgs) -> Result<(), ActorProcessingErr> {
-        let (child, _) = Actor::spawn_linked(None, StepActor, step.clone(), myself.get_cell()).await?;
+    async fn spawn_step(
+        myself: &ActorRef<RunMsg>,
+        state: &mut RunState,
+        step: StepArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let (child, _) =
+            Actor::spawn_linked(None, StepActor, step.clone(), myself.get_cell()).await?;
         state.current = Some((child.get_cell(), step));
         Ok(())
     }
@@ -92,21 +110,43 @@ impl Actor for RunActor {
     type State = RunState;
     type Arguments = RunArgs;
 
-    async fn pre_start(&self, myself: ActorRef<RunMsg>, args: RunArgs) -> Result<RunState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunMsg>,
+        args: RunArgs,
+    ) -> Result<RunState, ActorProcessingErr> {
         if args.first_step == 0 {
-            args.ctx.recorder.append(&Ids::run(&args.run_id), EventBody::RunStarted {})?;
+            args.ctx
+                .recorder
+                .append(&Ids::run(&args.run_id), EventBody::RunStarted {})?;
         }
         myself.send_message(RunMsg::NextStep)?;
         let next = args.first_step;
-        Ok(RunState { args, next, current: None, restarts: 0 })
+        Ok(RunState {
+            args,
+            next,
+            current: None,
+            restarts: 0,
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<RunMsg>, msg: RunMsg, state: &mut RunState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<RunMsg>,
+        msg: RunMsg,
+        state: &mut RunState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RunMsg::NextStep => {
                 let a = &state.args;
                 if *a.ctx.cancel.borrow() {
-                    Self::finish(&myself, state, RunStatus::Cancelled, Some("cancelled".into()), None);
+                    Self::finish(
+                        &myself,
+                        state,
+                        RunStatus::Cancelled,
+                        Some("cancelled".into()),
+                        None,
+                    );
                     return Ok(());
                 }
                 let Some(spec) = a.spec.steps.get(state.next).cloned() else {
@@ -138,20 +178,39 @@ impl Actor for RunActor {
                         state.next += 1;
                         myself.send_message(RunMsg::NextStep)?;
                     }
-                    RunStatus::AwaitingApproval => Self::finish(&myself, state, RunStatus::AwaitingApproval, None, None),
-                    RunStatus::Cancelled => Self::finish(&myself, state, RunStatus::Cancelled, Some("cancelled".into()), None),
+                    RunStatus::AwaitingApproval => {
+                        Self::finish(&myself, state, RunStatus::AwaitingApproval, None, None)
+                    }
+                    RunStatus::Cancelled => Self::finish(
+                        &myself,
+                        state,
+                        RunStatus::Cancelled,
+                        Some("cancelled".into()),
+                        None,
+                    ),
                     RunStatus::Failed | RunStatus::Pending | RunStatus::Running => {
                         let reason = Some(format!("step {} failed", f.index));
                         Self::finish(&myself, state, RunStatus::Failed, reason, f.infrastructure);
                     }
-                    _ => Self::finish(&myself, state, RunStatus::Failed, Some(format!("step {} ended {}", f.index, f.status.as_str())), f.infrastructure),
+                    _ => Self::finish(
+                        &myself,
+                        state,
+                        RunStatus::Failed,
+                        Some(format!("step {} ended {}", f.index, f.status.as_str())),
+                        f.infrastructure,
+                    ),
                 }
             }
         }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<RunMsg>, evt: SupervisionEvent, state: &mut RunState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RunMsg>,
+        evt: SupervisionEvent,
+        state: &mut RunState,
+    ) -> Result<(), ActorProcessingErr> {
         let SupervisionEvent::ActorFailed(cell, err) = evt else {
             return Ok(());
         };
@@ -165,9 +224,20 @@ impl Actor for RunActor {
         let rec = &state.args.ctx.recorder;
         let ids = Ids::step(&step.run_id, &step.step_id);
         tracing::error!(run_id = %step.run_id, step = step.index, cause = %err, "step actor failed");
-        rec.append(&ids, EventBody::SupervisorFailure { actor: format!("step {}", step.index), error: err.to_string() })?;
+        rec.append(
+            &ids,
+            EventBody::SupervisorFailure {
+                actor: format!("step {}", step.index),
+                error: err.to_string(),
+            },
+        )?;
         // The attempt it was running ends `crashed`; the record says why.
-        for attempt in rec.store().unfinished_attempts()?.into_iter().filter(|a| a.step_id == step.step_id) {
+        for attempt in rec
+            .store()
+            .unfinished_attempts()?
+            .into_iter()
+            .filter(|a| a.step_id == step.step_id)
+        {
             rec.append(
                 &Ids::attempt(&step.run_id, &step.step_id, &attempt.id),
                 EventBody::AttemptCompleted {
@@ -187,7 +257,15 @@ impl Actor for RunActor {
         state.restarts += 1;
         if state.restarts > MAX_STEP_RESTARTS {
             let reason = format!("step actor failed {} times; last: {err}", state.restarts);
-            rec.append(&ids, EventBody::StepCompleted { status: RunStatus::Failed, head_commit: None, attempts: 0, reason: Some(reason.clone()) })?;
+            rec.append(
+                &ids,
+                EventBody::StepCompleted {
+                    status: RunStatus::Failed,
+                    head_commit: None,
+                    attempts: 0,
+                    reason: Some(reason.clone()),
+                },
+            )?;
             Self::finish(&myself, state, RunStatus::Failed, Some(reason), None);
             return Ok(());
         }

@@ -42,13 +42,22 @@ impl Actor for StepActor {
     type State = StepArgs;
     type Arguments = StepArgs;
 
-    async fn pre_start(&self, myself: ActorRef<StepMsg>, args: StepArgs) -> Result<StepArgs, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<StepMsg>,
+        args: StepArgs,
+    ) -> Result<StepArgs, ActorProcessingErr> {
         myself.send_message(StepMsg::Go)?;
         Ok(args)
     }
 
     #[tracing::instrument(skip_all, fields(run_id = %state.run_id, step = state.index))]
-    async fn handle(&self, myself: ActorRef<StepMsg>, msg: StepMsg, state: &mut StepArgs) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<StepMsg>,
+        msg: StepMsg,
+        state: &mut StepArgs,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             StepMsg::Go => {
                 let finished = run_step(state).await;
@@ -70,8 +79,21 @@ async fn run_step(s: &StepArgs) -> StepFinished {
             let attempts = attempts_so_far(s);
             // Best effort: when the store itself failed, this append fails too, and the
             // run reports the infrastructure error without it.
-            let _ = s.ctx.recorder.append(&ids, EventBody::StepCompleted { status: RunStatus::Failed, head_commit: None, attempts, reason: Some(reason.clone()) });
-            StepFinished { index: s.index, status: RunStatus::Failed, head_commit: None, infrastructure: Some(reason) }
+            let _ = s.ctx.recorder.append(
+                &ids,
+                EventBody::StepCompleted {
+                    status: RunStatus::Failed,
+                    head_commit: None,
+                    attempts,
+                    reason: Some(reason.clone()),
+                },
+            );
+            StepFinished {
+                index: s.index,
+                status: RunStatus::Failed,
+                head_commit: None,
+                infrastructure: Some(reason),
+            }
         }
     }
 }
@@ -87,13 +109,21 @@ fn attempts_so_far(s: &StepArgs) -> u32 {
         .map_or(0, |st| st.attempts.len() as u32)
 }
 
-async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
+async fn try_run_step(
+    s: &StepArgs,
+) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
     let ids = Ids::step(&s.run_id, &s.step_id);
     let rec = &s.ctx.recorder;
     // A restarted step continues numbering after the attempts already recorded.
     let done = attempts_so_far(s);
     if done == 0 {
-        rec.append(&ids, EventBody::StepStarted { base: s.base.clone(), base_commit: s.base_commit.clone() })?;
+        rec.append(
+            &ids,
+            EventBody::StepStarted {
+                base: s.base.clone(),
+                base_commit: s.base_commit.clone(),
+            },
+        )?;
     }
     let mut feedback: Vec<String> = Vec::new();
     let mut last_reason = None;
@@ -116,32 +146,87 @@ async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_er
         let result = run_attempt(&s.ctx, &plan).await?;
         match result.status {
             AttemptStatus::Passed if result.awaiting_approval => {
-                rec.append(&ids, EventBody::StepAwaitingApproval { gate: "approval".into(), reason: "an approval gate is open".into() })?;
-                return Ok(StepFinished { index: s.index, status: RunStatus::AwaitingApproval, head_commit: result.commit, infrastructure: None });
+                rec.append(
+                    &ids,
+                    EventBody::StepAwaitingApproval {
+                        gate: "approval".into(),
+                        reason: "an approval gate is open".into(),
+                    },
+                )?;
+                return Ok(StepFinished {
+                    index: s.index,
+                    status: RunStatus::AwaitingApproval,
+                    head_commit: result.commit,
+                    infrastructure: None,
+                });
             }
             AttemptStatus::Passed => {
                 let head = result.commit.unwrap_or_else(|| s.base_commit.clone());
-                rec.append(&ids, EventBody::StepCompleted { status: RunStatus::Passed, head_commit: Some(head.clone()), attempts: number, reason: None })?;
-                return Ok(StepFinished { index: s.index, status: RunStatus::Passed, head_commit: Some(head), infrastructure: None });
+                rec.append(
+                    &ids,
+                    EventBody::StepCompleted {
+                        status: RunStatus::Passed,
+                        head_commit: Some(head.clone()),
+                        attempts: number,
+                        reason: None,
+                    },
+                )?;
+                return Ok(StepFinished {
+                    index: s.index,
+                    status: RunStatus::Passed,
+                    head_commit: Some(head),
+                    infrastructure: None,
+                });
             }
             AttemptStatus::Killed if *s.ctx.cancel.borrow() => break,
             other => {
                 last_reason = Some(format!("attempt {number} {}", other.as_str()));
                 if let Some(evidence) = result.evidence {
-                    feedback.push(format!("Attempt {number} ended `{}`.\n{evidence}", other.as_str()));
+                    feedback.push(format!(
+                        "Attempt {number} ended `{}`.\n{evidence}",
+                        other.as_str()
+                    ));
                 }
             }
         }
     }
     if *s.ctx.cancel.borrow() {
-        rec.append(&ids, EventBody::StepCompleted { status: RunStatus::Cancelled, head_commit: None, attempts: number, reason: Some("cancelled".into()) })?;
-        return Ok(StepFinished { index: s.index, status: RunStatus::Cancelled, head_commit: None, infrastructure: None });
+        rec.append(
+            &ids,
+            EventBody::StepCompleted {
+                status: RunStatus::Cancelled,
+                head_commit: None,
+                attempts: number,
+                reason: Some("cancelled".into()),
+            },
+        )?;
+        return Ok(StepFinished {
+            index: s.index,
+            status: RunStatus::Cancelled,
+            head_commit: None,
+            infrastructure: None,
+        });
     }
     let reason = format!(
         "all {} attempt(s) failed{}",
         s.spec.max_attempts,
-        last_reason.map(|r| format!("; last: {r}")).unwrap_or_default()
+        last_reason
+            .map(|r| format!("; last: {r}"))
+            .unwrap_or_default()
     );
-    rec.append(&ids, EventBody::StepCompleted { status: RunStatus::Failed, head_commit: None, attempts: number, reason: Some(reason) })?;
-    Ok(StepFinished { index: s.index, status: RunStatus::Failed, head_commit: None, infrastructure: None })
+    rec.append(
+        &ids,
+        EventBody::StepCompleted {
+            status: RunStatus::Failed,
+            head_commit: None,
+            attempts: number,
+            reason: Some(reason),
+        },
+    )?;
+    Ok(StepFinished {
+        index: s.index,
+        status: RunStatus::Failed,
+        head_commit: None,
+        infrastructure: None,
+    })
 }

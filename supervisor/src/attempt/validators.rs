@@ -28,7 +28,16 @@ pub(super) async fn run_all(
     let mut failed = Vec::new();
     for (i, v) in plan.step.validators.iter().enumerate() {
         if *ctx.cancel.borrow() {
-            record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
+            record(
+                ctx,
+                ids,
+                &v.name,
+                &v.run,
+                ValidationStatus::Skipped,
+                None,
+                0,
+                None,
+            )?;
             continue;
         }
         let output = scratch.join(format!("validator-{}.out", i + 1));
@@ -46,7 +55,11 @@ pub(super) async fn run_all(
         let mut cancel = ctx.cancel.clone();
         let result = launch::run_process(&request, &mut cancel, |_| {}).await;
         let artifact = if output.exists() {
-            Some(ctx.recorder.artifact_file(ids, ArtifactKind::ValidatorOutput, Some(&v.name), &output)?.id)
+            Some(
+                ctx.recorder
+                    .artifact_file(ids, ArtifactKind::ValidatorOutput, Some(&v.name), &output)?
+                    .id,
+            )
         } else {
             None
         };
@@ -64,9 +77,21 @@ pub(super) async fn run_all(
             }
             Err(_) => (ValidationStatus::Error, None, 0),
         };
-        record(ctx, ids, &v.name, &v.run, status, exit_code, duration_ms, artifact)?;
+        record(
+            ctx,
+            ids,
+            &v.name,
+            &v.run,
+            status,
+            exit_code,
+            duration_ms,
+            artifact,
+        )?;
         if matches!(&result, Ok(o) if o.ending == Ending::Cancelled) {
-            return Ok(ValidationOutcome { failed, cancelled: true });
+            return Ok(ValidationOutcome {
+                failed,
+                cancelled: true,
+            });
         }
         if status != ValidationStatus::Passed {
             let mut output_tail = tail_file(&output);
@@ -76,19 +101,38 @@ pub(super) async fn run_all(
             failed.push(FailedValidation {
                 name: v.name.clone(),
                 command: v.run.clone(),
-                status: serde_json::to_value(status).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default(),
+                status: serde_json::to_value(status)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 exit_code,
                 output_tail,
             });
         }
     }
-    Ok(ValidationOutcome { failed, cancelled: false })
+    Ok(ValidationOutcome {
+        failed,
+        cancelled: false,
+    })
 }
 
 /// Records every validator as skipped (the executor phase already failed the attempt).
-pub(super) fn skip_all(ctx: &Context, ids: &Ids, plan: &AttemptPlan<'_>) -> Result<(), SupervisorError> {
+pub(super) fn skip_all(
+    ctx: &Context,
+    ids: &Ids,
+    plan: &AttemptPlan<'_>,
+) -> Result<(), SupervisorError> {
     for v in &plan.step.validators {
-        record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
+        record(
+            ctx,
+            ids,
+            &v.name,
+            &v.run,
+            ValidationStatus::Skipped,
+            None,
+            0,
+            None,
+        )?;
     }
     Ok(())
 }

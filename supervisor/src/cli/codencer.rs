@@ -14,7 +14,11 @@ use crate::result::RunResult;
 use crate::spec::TaskSpec;
 
 #[derive(Debug, Parser)]
-#[command(name = "codencer", version, about = "Run AI coding executors in confined git worktrees, and keep the record.")]
+#[command(
+    name = "codencer",
+    version,
+    about = "Run AI coding executors in confined git worktrees, and keep the record."
+)]
 struct Cli {
     /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer).
     #[arg(long, global = true)]
@@ -69,8 +73,12 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { spec, json } => run(&state, &spec, json),
         Command::Gc { branches, json } => super::render::gc(&state, branches, json),
-        Command::Store { command: StoreCommand::Verify { json } } => store_verify(&state, json),
-        Command::Store { command: StoreCommand::Rebuild { json } } => store_rebuild(&state, json),
+        Command::Store {
+            command: StoreCommand::Verify { json },
+        } => store_verify(&state, json),
+        Command::Store {
+            command: StoreCommand::Rebuild { json },
+        } => store_rebuild(&state, json),
     }
 }
 
@@ -107,9 +115,20 @@ async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitC
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    let progress = (!json).then(|| tokio::spawn(render::progress(engine.recorder().subscribe(), spec.steps.len())));
+    let progress = (!json).then(|| {
+        tokio::spawn(render::progress(
+            engine.recorder().subscribe(),
+            created.step_ids.clone(),
+        ))
+    });
     if !json {
-        eprintln!("run {} · {} · {} step(s) · state {}", created.run_id, spec.name, spec.steps.len(), state.display());
+        eprintln!(
+            "run {} · {} · {} step(s) · state {}",
+            created.run_id,
+            spec.name,
+            spec.steps.len(),
+            state.display()
+        );
     }
     let run_id = created.run_id.clone();
     let execution = engine.execute(Arc::new(spec), created);
@@ -160,7 +179,10 @@ async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitC
             exit(EXIT_INFRASTRUCTURE)
         }
         Ok(outcome) if outcome.infrastructure.is_some() => {
-            eprintln!("error: infrastructure failure: {}", outcome.infrastructure.unwrap_or_default());
+            eprintln!(
+                "error: infrastructure failure: {}",
+                outcome.infrastructure.unwrap_or_default()
+            );
             exit(EXIT_INFRASTRUCTURE)
         }
         Ok(outcome) => match outcome.status {
@@ -184,7 +206,10 @@ fn store_verify(state: &std::path::Path, json: bool) -> ExitCode {
     match store.verify() {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 println!("{report}");
             }
@@ -208,7 +233,10 @@ fn store_rebuild(state: &std::path::Path, json: bool) -> ExitCode {
     match store.rebuild() {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 println!("{report}");
             }

@@ -27,7 +27,9 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("codencer");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     home.join(".local/share/codencer")
 }
 
@@ -46,7 +48,9 @@ pub fn local_actor() -> String {
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODENCER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -62,7 +66,13 @@ pub fn open_store(dir: &std::path::Path) -> Result<codencer_store::Store, String
             dir.display()
         ));
     }
-    codencer_store::Store::open(dir).map_err(|e| format!("cannot open the store at {}: {}", dir.display(), error_chain(&e)))
+    codencer_store::Store::open(dir).map_err(|e| {
+        format!(
+            "cannot open the store at {}: {}",
+            dir.display(),
+            error_chain(&e)
+        )
+    })
 }
 
 /// An error and its causes on one line.

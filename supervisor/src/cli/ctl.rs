@@ -14,7 +14,11 @@ use super::render;
 use crate::result::RunResult;
 
 #[derive(Debug, Parser)]
-#[command(name = "orchestratorctl", version, about = "Inspect Codencer runs, artifacts and the audit log.")]
+#[command(
+    name = "orchestratorctl",
+    version,
+    about = "Inspect Codencer runs, artifacts and the audit log."
+)]
 struct Cli {
     /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer).
     #[arg(long, global = true)]
@@ -105,8 +109,12 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Runs { command } => runs(&store, command),
-        Command::Artifacts { command: ArtifactsCommand::Get { id, output } } => artifact_get(&store, &id, output),
-        Command::Audit { command: AuditCommand::Export { jsonl: _, run } } => audit_export(&store, run),
+        Command::Artifacts {
+            command: ArtifactsCommand::Get { id, output },
+        } => artifact_get(&store, &id, output),
+        Command::Audit {
+            command: AuditCommand::Export { jsonl: _, run },
+        } => audit_export(&store, run),
     };
     match result {
         Ok(code) => exit(code),
@@ -125,17 +133,38 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
 
 fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
     match command {
-        RunsCommand::List { json, status, limit } => {
-            let filter = RunFilter { status: status.as_deref().map(parse_status).transpose()?, limit: Some(limit), ..RunFilter::default() };
+        RunsCommand::List {
+            json,
+            status,
+            limit,
+        } => {
+            let filter = RunFilter {
+                status: status.as_deref().map(parse_status).transpose()?,
+                limit: Some(limit),
+                ..RunFilter::default()
+            };
             let runs = store.list_runs(&filter).map_err(|e| error_chain(&e))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?
+                );
             } else if runs.is_empty() {
                 println!("no runs");
             } else {
-                println!("{:<26}  {:<17}  {:<24}  {:<12}  created", "ID", "STATUS", "NAME", "EXECUTOR");
+                println!(
+                    "{:<26}  {:<17}  {:<24}  {:<12}  created",
+                    "ID", "STATUS", "NAME", "EXECUTOR"
+                );
                 for r in runs {
-                    println!("{:<26}  {:<17}  {:<24}  {:<12}  {}", r.id, r.status.as_str(), r.name, r.executor, r.created_at);
+                    println!(
+                        "{:<26}  {:<17}  {:<24}  {:<12}  {}",
+                        r.id,
+                        r.status.as_str(),
+                        r.name,
+                        r.executor,
+                        r.created_at
+                    );
                 }
             }
             Ok(EXIT_PASSED)
@@ -144,7 +173,10 @@ fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
             let tree = load_tree(store, &id)?;
             let result = RunResult::from_tree(&tree);
             if json {
-                println!("{}", serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
+                );
             } else {
                 render::result_summary(&result);
             }
@@ -153,7 +185,10 @@ fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
         RunsCommand::Tree { id, json } => {
             let tree = load_tree(store, &id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&tree).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&tree).map_err(|e| e.to_string())?
+                );
             } else {
                 print!("{}", render::draw_tree(&tree));
             }
@@ -174,24 +209,40 @@ fn artifact_get(store: &Store, id: &str, output: Option<PathBuf>) -> Result<u8, 
     let artifact = store
         .artifact(id)
         .map_err(|e| error_chain(&e))?
-        .ok_or_else(|| format!("no artifact `{id}` (list a run's artifacts with `orchestratorctl runs tree RUN`)"))?;
-    let bytes = store.read_blob(&artifact.sha256).map_err(|e| error_chain(&e))?;
+        .ok_or_else(|| {
+            format!(
+                "no artifact `{id}` (list a run's artifacts with `orchestratorctl runs tree RUN`)"
+            )
+        })?;
+    let bytes = store
+        .read_blob(&artifact.sha256)
+        .map_err(|e| error_chain(&e))?;
     match output {
-        Some(path) => std::fs::write(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        None => std::io::stdout().write_all(&bytes).map_err(|e| format!("cannot write to stdout: {e}"))?,
+        Some(path) => std::fs::write(&path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => std::io::stdout()
+            .write_all(&bytes)
+            .map_err(|e| format!("cannot write to stdout: {e}"))?,
     }
     Ok(EXIT_PASSED)
 }
 
 fn audit_export(store: &Store, run: Option<String>) -> Result<u8, String> {
-    let run_id = run.map(|r| store.resolve_run_id(&r).map_err(|e| error_chain(&e))).transpose()?;
+    let run_id = run
+        .map(|r| store.resolve_run_id(&r).map_err(|e| error_chain(&e)))
+        .transpose()?;
     let mut stdout = std::io::stdout().lock();
     let mut after = 0;
     loop {
-        let events = store.events_since(after, 1000).map_err(|e| error_chain(&e))?;
+        let events = store
+            .events_since(after, 1000)
+            .map_err(|e| error_chain(&e))?;
         let Some(last) = events.last() else { break };
         after = last.seq;
-        for event in events.iter().filter(|e| run_id.is_none() || e.run_id == run_id) {
+        for event in events
+            .iter()
+            .filter(|e| run_id.is_none() || e.run_id == run_id)
+        {
             let line = audit_line(store, event);
             writeln!(stdout, "{line}").map_err(|e| format!("cannot write to stdout: {e}"))?;
         }
@@ -203,17 +254,34 @@ fn audit_export(store: &Store, run: Option<String>) -> Result<u8, String> {
 fn audit_line(store: &Store, event: &Event) -> serde_json::Value {
     let body = serde_json::to_value(&event.body).unwrap_or_default();
     let executor = match &event.body {
-        EventBody::RunCreated { executor, .. } | EventBody::StepCreated { executor, .. } | EventBody::AttemptStarted { executor, .. } => Some(executor.clone()),
+        EventBody::RunCreated { executor, .. }
+        | EventBody::StepCreated { executor, .. }
+        | EventBody::AttemptStarted { executor, .. } => Some(executor.clone()),
         _ => event
             .attempt_id
             .as_deref()
             .and_then(|a| store.attempt(a).ok().flatten())
             .map(|a| a.executor)
-            .or_else(|| event.run_id.as_deref().and_then(|r| store.list_runs(&RunFilter::default()).ok()?.into_iter().find(|x| x.id == r)).map(|r| r.executor)),
+            .or_else(|| {
+                event
+                    .run_id
+                    .as_deref()
+                    .and_then(|r| {
+                        store
+                            .list_runs(&RunFilter::default())
+                            .ok()?
+                            .into_iter()
+                            .find(|x| x.id == r)
+                    })
+                    .map(|r| r.executor)
+            }),
     };
     let artifacts: Vec<String> = match &event.body {
         EventBody::ArtifactRecorded { artifact_id, .. } => vec![artifact_id.clone()],
-        EventBody::ValidationCompleted { output_artifact: Some(a), .. } => vec![a.clone()],
+        EventBody::ValidationCompleted {
+            output_artifact: Some(a),
+            ..
+        } => vec![a.clone()],
         _ => Vec::new(),
     };
     json!({

@@ -9,11 +9,11 @@ use super::common::*;
 use crate::result::RunResult;
 
 /// Prints one line per meaningful event to stderr until the channel closes.
-pub async fn progress(mut events: broadcast::Receiver<Event>, steps: usize) {
+pub async fn progress(mut events: broadcast::Receiver<Event>, step_ids: Vec<String>) {
     loop {
         match events.recv().await {
             Ok(event) => {
-                if let Some(line) = progress_line(&event, steps) {
+                if let Some(line) = progress_line(&event, &step_ids) {
                     eprintln!("{line}");
                 }
             }
@@ -23,37 +23,78 @@ pub async fn progress(mut events: broadcast::Receiver<Event>, steps: usize) {
     }
 }
 
-fn progress_line(event: &Event, steps: usize) -> Option<String> {
+fn progress_line(event: &Event, steps: &[String]) -> Option<String> {
     Some(match &event.body {
-        EventBody::StepStarted { base_commit, .. } => format!("step {} started from {}", step_of(event, steps), short(base_commit)),
-        EventBody::AttemptStarted { number, executor, branch, .. } => format!("  attempt {number} · {executor} · branch {branch}"),
-        EventBody::AttemptCompleted { status, reason, files_changed, insertions, deletions, duration_ms, .. } => format!(
+        EventBody::StepStarted { base_commit, .. } => format!(
+            "step {} started from {}",
+            step_of(event, steps),
+            short(base_commit)
+        ),
+        EventBody::AttemptStarted {
+            number,
+            executor,
+            branch,
+            ..
+        } => format!("  attempt {number} · {executor} · branch {branch}"),
+        EventBody::AttemptCompleted {
+            status,
+            reason,
+            files_changed,
+            insertions,
+            deletions,
+            duration_ms,
+            ..
+        } => format!(
             "  attempt {}: {} files changed (+{insertions} -{deletions}) in {} ms{}",
             status.as_str(),
             files_changed.len(),
             duration_ms,
-            reason.as_ref().map(|r| format!(" — {r}")).unwrap_or_default()
+            reason
+                .as_ref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         ),
-        EventBody::ValidationCompleted { name, status, exit_code, duration_ms, .. } => format!(
+        EventBody::ValidationCompleted {
+            name,
+            status,
+            exit_code,
+            duration_ms,
+            ..
+        } => format!(
             "    validator {name}: {}{} ({duration_ms} ms)",
             serde_json::to_value(status).ok()?.as_str()?,
             exit_code.map(|c| format!(", exit {c}")).unwrap_or_default()
         ),
-        EventBody::GateOpened { name, reason, .. } => format!("    gate {name}: pending — {reason}"),
+        EventBody::GateOpened { name, reason, .. } => {
+            format!("    gate {name}: pending — {reason}")
+        }
         EventBody::StepCompleted { status, reason, .. } => format!(
             "step {}: {}{}",
             step_of(event, steps),
             status.as_str(),
-            reason.as_ref().map(|r| format!(" — {r}")).unwrap_or_default()
+            reason
+                .as_ref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         ),
-        EventBody::StepAwaitingApproval { reason, .. } => format!("step {}: awaiting approval — {reason}", step_of(event, steps)),
+        EventBody::StepAwaitingApproval { reason, .. } => format!(
+            "step {}: awaiting approval — {reason}",
+            step_of(event, steps)
+        ),
         EventBody::SupervisorFailure { actor, error } => format!("  ! {actor} failed: {error}"),
         _ => return None,
     })
 }
 
-fn step_of(_event: &Event, steps: usize) -> String {
-    format!("(of {steps})")
+fn step_of(event: &Event, steps: &[String]) -> String {
+    let index = event
+        .step_id
+        .as_ref()
+        .and_then(|id| steps.iter().position(|s| s == id));
+    match index {
+        Some(i) => format!("{}/{}", i + 1, steps.len()),
+        None => "?".to_string(),
+    }
 }
 
 fn short(commit: &str) -> &str {
@@ -75,7 +116,14 @@ pub fn result_summary(result: &RunResult) {
             step.branch.as_deref().unwrap_or("-"),
         );
         for v in &step.validations {
-            println!("    validator {}: {}", v.name, serde_json::to_value(v.status).ok().and_then(|s| s.as_str().map(str::to_string)).unwrap_or_default());
+            println!(
+                "    validator {}: {}",
+                v.name,
+                serde_json::to_value(v.status)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
         }
         if let Some(reason) = &step.reason {
             println!("    reason: {reason}");
@@ -85,22 +133,48 @@ pub fn result_summary(result: &RunResult) {
 
 /// `orchestratorctl runs tree`: the whole record of a run, drawn.
 pub fn draw_tree(tree: &RunTree) -> String {
-    let mut out = format!("run {} {} [{}] executor={} workspace={}\n", tree.run.id, tree.run.name, tree.run.status.as_str(), tree.run.executor, tree.run.workspace);
+    let mut out = format!(
+        "run {} {} [{}] executor={} workspace={}\n",
+        tree.run.id,
+        tree.run.name,
+        tree.run.status.as_str(),
+        tree.run.executor,
+        tree.run.workspace
+    );
     for a in &tree.artifacts {
-        out.push_str(&format!("├─ artifact {} {:?} {} bytes\n", a.id, a.kind, a.bytes));
+        out.push_str(&format!(
+            "├─ artifact {} {:?} {} bytes\n",
+            a.id, a.kind, a.bytes
+        ));
     }
     let steps = tree.steps.len();
     for (si, s) in tree.steps.iter().enumerate() {
         let last_step = si + 1 == steps;
-        let (branch, pad) = if last_step { ("└─", "   ") } else { ("├─", "│  ") };
-        out.push_str(&format!("{branch} step {} [{}] {}\n", s.step.index, s.step.status.as_str(), first_line(&s.step.goal)));
+        let (branch, pad) = if last_step {
+            ("└─", "   ")
+        } else {
+            ("├─", "│  ")
+        };
+        out.push_str(&format!(
+            "{branch} step {} [{}] {}\n",
+            s.step.index,
+            s.step.status.as_str(),
+            first_line(&s.step.goal)
+        ));
         for a in &s.artifacts {
-            out.push_str(&format!("{pad}├─ artifact {} {:?} {} bytes\n", a.id, a.kind, a.bytes));
+            out.push_str(&format!(
+                "{pad}├─ artifact {} {:?} {} bytes\n",
+                a.id, a.kind, a.bytes
+            ));
         }
         let attempts = s.attempts.len();
         for (ai, at) in s.attempts.iter().enumerate() {
             let last = ai + 1 == attempts;
-            let (b2, p2) = if last { ("└─", "   ") } else { ("├─", "│  ") };
+            let (b2, p2) = if last {
+                ("└─", "   ")
+            } else {
+                ("├─", "│  ")
+            };
             out.push_str(&format!(
                 "{pad}{b2} attempt {} [{}] {} files (+{} -{}){}\n",
                 at.attempt.number,
@@ -108,16 +182,37 @@ pub fn draw_tree(tree: &RunTree) -> String {
                 at.attempt.files_changed.len(),
                 at.attempt.insertions,
                 at.attempt.deletions,
-                at.attempt.reason.as_ref().map(|r| format!(" — {r}")).unwrap_or_default()
+                at.attempt
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
             ));
             for a in &at.artifacts {
-                out.push_str(&format!("{pad}{p2}├─ artifact {} {:?}{} {} bytes\n", a.id, a.kind, a.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(), a.bytes));
+                out.push_str(&format!(
+                    "{pad}{p2}├─ artifact {} {:?}{} {} bytes\n",
+                    a.id,
+                    a.kind,
+                    a.name
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default(),
+                    a.bytes
+                ));
             }
             for v in &at.validations {
-                out.push_str(&format!("{pad}{p2}├─ validation {} [{:?}] exit={:?}\n", v.name, v.status, v.exit_code));
+                out.push_str(&format!(
+                    "{pad}{p2}├─ validation {} [{:?}] exit={:?}\n",
+                    v.name, v.status, v.exit_code
+                ));
             }
             for g in &at.gates {
-                out.push_str(&format!("{pad}{p2}└─ gate {} [{:?}] {}\n", g.name, g.status, g.reason.clone().unwrap_or_default()));
+                out.push_str(&format!(
+                    "{pad}{p2}└─ gate {} [{:?}] {}\n",
+                    g.name,
+                    g.status,
+                    g.reason.clone().unwrap_or_default()
+                ));
             }
         }
     }
@@ -148,9 +243,15 @@ pub fn gc(state: &std::path::Path, branches: bool, json: bool) -> ExitCode {
     match report {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
-                println!("removed {} worktree(s), {} branch(es), kept {} unfinished run(s)", report.worktrees_removed, report.branches_deleted, report.runs_kept);
+                println!(
+                    "removed {} worktree(s), {} branch(es), kept {} unfinished run(s)",
+                    report.worktrees_removed, report.branches_deleted, report.runs_kept
+                );
             }
             exit(EXIT_PASSED)
         }

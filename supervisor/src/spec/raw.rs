@@ -87,6 +87,12 @@ impl<'de> Deserialize<'de> for RawValidator {
                 Ok(RawValidator::Command(v.to_string()))
             }
 
+            // YAML reads an unquoted `true` or `false` as a boolean; as a validator it can
+            // only mean the shell command of that name.
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawValidator, E> {
+                Ok(RawValidator::Command(v.to_string()))
+            }
+
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawValidator, A::Error> {
                 RawValidatorFull::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RawValidator::Full)
@@ -158,10 +164,10 @@ fn field_of(message: &str) -> String {
 }
 
 fn fix_for(message: &str, what: &str) -> String {
-    if message.contains("unknown field") {
-        "remove the field or fix its spelling; docs/taskspec.md lists every field".to_string()
-    } else if message.contains("missing field `task`") {
+    if message.contains("missing field `task`") || message.contains("expected `task`") {
         "put the TaskSpec under a top-level `task:` key".to_string()
+    } else if message.contains("unknown field") {
+        "remove the field or fix its spelling; docs/taskspec.md lists every field".to_string()
     } else if message.contains("missing field") {
         format!("add the missing field to the {what}; docs/taskspec.md lists the required ones")
     } else if message.contains("invalid type") {

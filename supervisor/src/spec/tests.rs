@@ -6,13 +6,29 @@ use super::*;
 fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let ok = Command::new("git").arg("-C").arg(dir.path()).args(args).output().unwrap().status.success();
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .success();
         assert!(ok, "git {args:?}");
     };
     run(&["init", "-q", "-b", "main"]);
     std::fs::write(dir.path().join("README"), "hi\n").unwrap();
     run(&["add", "."]);
-    run(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init"]);
+    run(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "-m",
+        "init",
+    ]);
     dir
 }
 
@@ -42,8 +58,16 @@ fn full_spec_resolves_steps_with_task_defaults() {
     assert_eq!(
         step.validators,
         vec![
-            ValidatorSpec { name: "cargo-1".into(), run: "cargo test".into(), timeout: DEFAULT_VALIDATOR_TIMEOUT },
-            ValidatorSpec { name: "lint".into(), run: "make lint".into(), timeout: Duration::from_secs(90) },
+            ValidatorSpec {
+                name: "cargo-1".into(),
+                run: "cargo test".into(),
+                timeout: DEFAULT_VALIDATOR_TIMEOUT
+            },
+            ValidatorSpec {
+                name: "lint".into(),
+                run: "make lint".into(),
+                timeout: Duration::from_secs(90)
+            },
         ]
     );
     assert_eq!(step.timeout, Duration::from_secs(5400));
@@ -81,14 +105,22 @@ fn relative_workspace_resolves_against_spec_dir() {
     let repo = repo();
     let parent = repo.path().parent().unwrap();
     let name = repo.path().file_name().unwrap().to_str().unwrap();
-    let text = format!("task:\n  name: r\n  workspace: ./{name}\n  executor: shell\n  command: 'true'\n  goal: g\n");
-    assert_eq!(parse(&text, parent).unwrap().workspace, std::fs::canonicalize(repo.path()).unwrap());
+    let text = format!(
+        "task:\n  name: r\n  workspace: ./{name}\n  executor: shell\n  command: 'true'\n  goal: g\n"
+    );
+    assert_eq!(
+        parse(&text, parent).unwrap().workspace,
+        std::fs::canonicalize(repo.path()).unwrap()
+    );
 }
 
 #[test]
 fn unknown_field_names_line_and_field() {
     let repo = repo();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: shell\n  comand: x\n  goal: g\n", repo.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  comand: x\n  goal: g\n",
+        repo.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
     assert_eq!(err.line, Some(5), "{err}");
     assert_eq!(err.field, "task");
@@ -99,7 +131,10 @@ fn unknown_field_names_line_and_field() {
 #[test]
 fn wrong_type_is_reported_with_line() {
     let repo = repo();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n  max_attempts: lots\n", repo.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n  max_attempts: lots\n",
+        repo.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
     assert_eq!(err.line, Some(7), "{err}");
     assert!(err.message.contains("invalid type"), "{err}");
@@ -108,15 +143,25 @@ fn wrong_type_is_reported_with_line() {
 #[test]
 fn bad_validator_shape_says_what_is_accepted() {
     let repo = repo();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n  validators:\n    - [1, 2]\n", repo.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n  validators:\n    - [1, 2]\n",
+        repo.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
-    assert!(err.message.contains("a command string or a map {name, run, timeout}"), "{err}");
+    assert!(
+        err.message
+            .contains("a command string or a map {name, run, timeout}"),
+        "{err}"
+    );
 }
 
 #[test]
 fn not_a_git_repo() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n", dir.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  goal: g\n",
+        dir.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
     assert_eq!(err.field, "task.workspace");
     assert_eq!(err.line, Some(3));
@@ -134,7 +179,10 @@ fn missing_workspace_dir() {
 #[test]
 fn unknown_executor_lists_known_ones() {
     let repo = repo();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: cursor\n  goal: g\n", repo.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: cursor\n  goal: g\n",
+        repo.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
     assert_eq!(err.field, "task.executor");
     assert_eq!(err.line, Some(4));
@@ -151,16 +199,35 @@ fn semantic_errors_are_all_reported() {
     );
     let errors = parse(&text, Path::new("/")).unwrap_err();
     let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, vec!["task.name", "task.base", "task.timeout", "task.max_attempts", "task.goal", "task.command"]);
+    assert_eq!(
+        fields,
+        vec![
+            "task.name",
+            "task.base",
+            "task.timeout",
+            "task.max_attempts",
+            "task.goal",
+            "task.command"
+        ]
+    );
     let rendered = errors.to_string();
-    assert!(rendered.contains("spec.yaml:2: task.name: `Bad_Name` is not a valid name"), "{rendered}");
-    assert!(rendered.contains("spec.yaml:6: task.timeout: `soon` is not a duration"), "{rendered}");
+    assert!(
+        rendered.contains("spec.yaml:2: task.name: `Bad_Name` is not a valid name"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("spec.yaml:6: task.timeout: `soon` is not a duration"),
+        "{rendered}"
+    );
 }
 
 #[test]
 fn step_without_goal_names_the_step() {
     let repo = repo();
-    let text = format!("task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  steps:\n    - goal: one\n    - name: second\n", repo.path().display());
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  steps:\n    - goal: one\n    - name: second\n",
+        repo.path().display()
+    );
     let err = one_error(&text, Path::new("/"));
     assert_eq!(err.field, "task.steps[1].goal");
 }

@@ -77,7 +77,13 @@ impl Checker<'_> {
         });
     }
 
-    fn duration(&mut self, field: &str, key: &str, nth: usize, value: &Option<String>) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        field: &str,
+        key: &str,
+        nth: usize,
+        value: &Option<String>,
+    ) -> Option<Duration> {
         let text = value.as_ref()?;
         let parsed = parse_duration(text);
         if parsed.is_none() {
@@ -109,7 +115,10 @@ impl Checker<'_> {
 
     fn executor(&mut self, field: &str, nth: usize, name: &str) {
         if codencer_adapters::adapter(name).is_none() {
-            let known: Vec<&str> = codencer_adapters::adapters().iter().map(|a| a.name()).collect();
+            let known: Vec<&str> = codencer_adapters::adapters()
+                .iter()
+                .map(|a| a.name())
+                .collect();
             self.error(
                 field,
                 "executor",
@@ -129,7 +138,13 @@ impl Checker<'_> {
             };
             let item = format!("{field}[{i}]");
             if run.trim().is_empty() {
-                self.error(&item, "run", 0, "empty validator command".into(), "give the command line to run, e.g. `cargo test`");
+                self.error(
+                    &item,
+                    "run",
+                    0,
+                    "empty validator command".into(),
+                    "give the command line to run, e.g. `cargo test`",
+                );
                 continue;
             }
             let timeout = self
@@ -188,7 +203,11 @@ pub(super) fn validate(
     base_dir: &Path,
 ) -> Result<TaskSpec, SpecErrors> {
     let task = raw.task;
-    let mut c = Checker { text, origin, errors: Vec::new() };
+    let mut c = Checker {
+        text,
+        origin,
+        errors: Vec::new(),
+    };
 
     if !valid_name(&task.name) {
         c.error("task.name", "name", 0, format!("`{}` is not a valid name", task.name),
@@ -199,17 +218,31 @@ pub(super) fn validate(
     if let Some(repo) = &workspace
         && git::resolve_commit_blocking(repo, &base).is_none()
     {
-        c.error("task.base", "base", 0, format!("`{base}` does not name a commit in {}", repo.display()),
-            "give an existing branch, tag or commit (or omit `base` to use HEAD)");
+        c.error(
+            "task.base",
+            "base",
+            0,
+            format!("`{base}` does not name a commit in {}", repo.display()),
+            "give an existing branch, tag or commit (or omit `base` to use HEAD)",
+        );
     }
     c.executor("task.executor", 0, &task.executor);
-    let timeout = c.duration("task.timeout", "timeout", 0, &task.timeout).unwrap_or(DEFAULT_TIMEOUT);
-    let max_attempts = c.attempts("task.max_attempts", 0, task.max_attempts).unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    let timeout = c
+        .duration("task.timeout", "timeout", 0, &task.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let max_attempts = c
+        .attempts("task.max_attempts", 0, task.max_attempts)
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if let Some(policy) = &task.policy
         && !valid_name(policy)
     {
-        c.error("task.policy", "policy", 0, format!("`{policy}` is not a policy profile name"),
-            "use a profile name such as `default` or `strict`");
+        c.error(
+            "task.policy",
+            "policy",
+            0,
+            format!("`{policy}` is not a policy profile name"),
+            "use a profile name such as `default` or `strict`",
+        );
     }
     let validators = c.validators("task.validators", task.validators);
 
@@ -231,8 +264,13 @@ pub(super) fn validate(
     let mut steps = Vec::new();
     if task.steps.is_empty() {
         if task.goal.as_deref().is_none_or(|g| g.trim().is_empty()) {
-            c.error("task.goal", "goal", 0, "missing `goal`".into(),
-                "say what the executor should do in `goal:` (or give an ordered plan in `steps:`)");
+            c.error(
+                "task.goal",
+                "goal",
+                0,
+                "missing `goal`".into(),
+                "say what the executor should do in `goal:` (or give an ordered plan in `steps:`)",
+            );
         }
         check_command(&mut c, "task", 0, &defaults);
         steps.push(defaults.clone());
@@ -264,7 +302,11 @@ pub(super) fn validate_appended_step(
     text: &str,
     origin: &str,
 ) -> Result<StepSpec, SpecErrors> {
-    let mut c = Checker { text, origin, errors: Vec::new() };
+    let mut c = Checker {
+        text,
+        origin,
+        errors: Vec::new(),
+    };
     let defaults = StepSpec {
         name: None,
         goal: String::new(),
@@ -286,11 +328,25 @@ pub(super) fn validate_appended_step(
     Ok(step)
 }
 
-fn resolve_step(c: &mut Checker<'_>, defaults: &StepSpec, raw: RawStep, field: &str, nth: usize) -> StepSpec {
-    let goal = raw.goal.clone().or_else(|| Some(defaults.goal.clone()).filter(|g| !g.trim().is_empty()));
+fn resolve_step(
+    c: &mut Checker<'_>,
+    defaults: &StepSpec,
+    raw: RawStep,
+    field: &str,
+    nth: usize,
+) -> StepSpec {
+    let goal = raw
+        .goal
+        .clone()
+        .or_else(|| Some(defaults.goal.clone()).filter(|g| !g.trim().is_empty()));
     if goal.as_deref().is_none_or(|g| g.trim().is_empty()) {
-        c.error(&format!("{field}.goal"), "goal", nth, "missing `goal`".into(),
-            "say what the executor should do in this step's `goal:`");
+        c.error(
+            &format!("{field}.goal"),
+            "goal",
+            nth,
+            "missing `goal`".into(),
+            "say what the executor should do in this step's `goal:`",
+        );
     }
     if let Some(executor) = &raw.executor {
         c.executor(&format!("{field}.executor"), nth, executor);
@@ -299,18 +355,30 @@ fn resolve_step(c: &mut Checker<'_>, defaults: &StepSpec, raw: RawStep, field: &
         Some(v) => c.validators(&format!("{field}.validators"), v),
         None => defaults.validators.clone(),
     };
-    let timeout = c.duration(&format!("{field}.timeout"), "timeout", nth, &raw.timeout).unwrap_or(defaults.timeout);
-    let max_attempts = c.attempts(&format!("{field}.max_attempts"), nth, raw.max_attempts).unwrap_or(defaults.max_attempts);
+    let timeout = c
+        .duration(&format!("{field}.timeout"), "timeout", nth, &raw.timeout)
+        .unwrap_or(defaults.timeout);
+    let max_attempts = c
+        .attempts(&format!("{field}.max_attempts"), nth, raw.max_attempts)
+        .unwrap_or(defaults.max_attempts);
     let step = StepSpec {
         name: raw.name,
         goal: goal.unwrap_or_default(),
         executor: raw.executor.unwrap_or_else(|| defaults.executor.clone()),
         command: raw.command.or_else(|| defaults.command.clone()),
         context: raw.context.or_else(|| defaults.context.clone()),
-        constraints: raw.constraints.unwrap_or_else(|| defaults.constraints.clone()),
-        acceptance: raw.acceptance.unwrap_or_else(|| defaults.acceptance.clone()),
-        allowed_paths: raw.allowed_paths.unwrap_or_else(|| defaults.allowed_paths.clone()),
-        forbidden_paths: raw.forbidden_paths.unwrap_or_else(|| defaults.forbidden_paths.clone()),
+        constraints: raw
+            .constraints
+            .unwrap_or_else(|| defaults.constraints.clone()),
+        acceptance: raw
+            .acceptance
+            .unwrap_or_else(|| defaults.acceptance.clone()),
+        allowed_paths: raw
+            .allowed_paths
+            .unwrap_or_else(|| defaults.allowed_paths.clone()),
+        forbidden_paths: raw
+            .forbidden_paths
+            .unwrap_or_else(|| defaults.forbidden_paths.clone()),
         validators,
         timeout,
         max_attempts,
@@ -328,7 +396,11 @@ fn check_command(c: &mut Checker<'_>, field: &str, nth: usize, step: &StepSpec) 
 
 fn resolve_workspace(c: &mut Checker<'_>, workspace: &str, base_dir: &Path) -> Option<PathBuf> {
     let path = expand_home(workspace);
-    let path = if path.is_relative() { base_dir.join(path) } else { path };
+    let path = if path.is_relative() {
+        base_dir.join(path)
+    } else {
+        path
+    };
     if !path.is_dir() {
         c.error("task.workspace", "workspace", 0, format!("`{}` does not exist or is not a directory", path.display()),
             "point `workspace` at a git repository (relative paths resolve against the TaskSpec's directory)");
