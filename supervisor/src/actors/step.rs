@@ -71,7 +71,12 @@ impl Actor for StepActor {
 
 async fn run_step(s: &StepArgs) -> StepFinished {
     match try_run_step(s).await {
-        Ok(finished) => finished,
+        Ok(finished) => {
+            if let Err(err) = record_result(s) {
+                tracing::error!(cause = %err, "could not record the step's ResultSpec");
+            }
+            finished
+        }
         Err(err) => {
             let reason = format!("infrastructure error: {err}");
             tracing::error!(cause = %err, "step failed on infrastructure");
@@ -96,6 +101,17 @@ async fn run_step(s: &StepArgs) -> StepFinished {
             }
         }
     }
+}
+
+/// Records the step's ResultSpec, built from the record, as a step artifact.
+fn record_result(s: &StepArgs) -> Result<(), crate::supervisor_error::SupervisorError> {
+    let store = s.ctx.recorder.store();
+    let Some(tree) = store.run_tree(&s.run_id)? else { return Ok(()) };
+    let Some(step) = tree.steps.iter().find(|st| st.step.id == s.step_id) else { return Ok(()) };
+    let result = crate::result::ResultSpec::from_step(&tree, step);
+    let json = serde_json::to_vec_pretty(&result).map_err(|e| crate::supervisor_error::SupervisorError::Infrastructure(e.to_string()))?;
+    s.ctx.recorder.artifact(&Ids::step(&s.run_id, &s.step_id), codencer_store::ArtifactKind::Resultspec, None, &json)?;
+    Ok(())
 }
 
 fn attempts_so_far(s: &StepArgs) -> u32 {

@@ -119,10 +119,7 @@ pub fn result_summary(result: &RunResult) {
             println!(
                 "    validator {}: {}",
                 v.name,
-                serde_json::to_value(v.status)
-                    .ok()
-                    .and_then(|s| s.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                name(&v.status)
             );
         }
         if let Some(reason) = &step.reason {
@@ -143,8 +140,10 @@ pub fn draw_tree(tree: &RunTree) -> String {
     );
     for a in &tree.artifacts {
         out.push_str(&format!(
-            "├─ artifact {} {:?} {} bytes\n",
-            a.id, a.kind, a.bytes
+            "├─ artifact {} {} {} bytes\n",
+            a.id,
+            name(&a.kind),
+            a.bytes
         ));
     }
     let steps = tree.steps.len();
@@ -163,8 +162,10 @@ pub fn draw_tree(tree: &RunTree) -> String {
         ));
         for a in &s.artifacts {
             out.push_str(&format!(
-                "{pad}├─ artifact {} {:?} {} bytes\n",
-                a.id, a.kind, a.bytes
+                "{pad}├─ artifact {} {} {} bytes\n",
+                a.id,
+                name(&a.kind),
+                a.bytes
             ));
         }
         let attempts = s.attempts.len();
@@ -190,9 +191,9 @@ pub fn draw_tree(tree: &RunTree) -> String {
             ));
             for a in &at.artifacts {
                 out.push_str(&format!(
-                    "{pad}{p2}├─ artifact {} {:?}{} {} bytes\n",
+                    "{pad}{p2}├─ artifact {} {}{} {} bytes\n",
                     a.id,
-                    a.kind,
+                    name(&a.kind),
                     a.name
                         .as_ref()
                         .map(|n| format!(" ({n})"))
@@ -202,21 +203,31 @@ pub fn draw_tree(tree: &RunTree) -> String {
             }
             for v in &at.validations {
                 out.push_str(&format!(
-                    "{pad}{p2}├─ validation {} [{:?}] exit={:?}\n",
-                    v.name, v.status, v.exit_code
+                    "{pad}{p2}├─ validation {} [{}] exit={}\n",
+                    v.name,
+                    name(&v.status),
+                    v.exit_code.map_or_else(|| "-".to_string(), |c| c.to_string())
                 ));
             }
             for g in &at.gates {
                 out.push_str(&format!(
-                    "{pad}{p2}└─ gate {} [{:?}] {}\n",
+                    "{pad}{p2}└─ gate {} [{}] {}\n",
                     g.name,
-                    g.status,
+                    name(&g.status),
                     g.reason.clone().unwrap_or_default()
                 ));
             }
         }
     }
     out
+}
+
+/// The serde (snake_case) name of a status or kind.
+pub fn name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn first_line(text: &str) -> &str {
