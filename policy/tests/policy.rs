@@ -686,7 +686,7 @@ fn gates_and_retries() {
         retry_allowed(&policy, FailureKind::Crashed, 1).verdict,
         Verdict::Allow
     );
-    let used = retry_allowed(&policy, FailureKind::Crashed, 2);
+    let used = retry_allowed(&policy, FailureKind::Crashed, 3);
     assert_eq!(
         (used.verdict, used.rule.as_str()),
         (Verdict::Deny, "retry.max_attempts")

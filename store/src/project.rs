@@ -27,7 +27,8 @@ macro_rules! on {
     };
 }
 
-/// Apply `ev` to the projection tables of `target`.
+/// Apply `ev` to the projection tables of `target` (all but `runs.updated_at`, see
+/// [`touch_run`]).
 ///
 /// Fails when the event lacks an id its kind needs or refers to a node that does not exist;
 /// the caller's transaction then rolls back and nothing is appended.
@@ -73,7 +74,6 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
                 ts,
                 ev.actor
             ])?;
-            return Ok(());
         }
         EventBody::RunStarted {} => {
             let run_id = need(&ev.run_id, "run id")?;
@@ -339,13 +339,22 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         | EventBody::AuditDenied { .. } => {}
     }
 
-    if let Some(run_id) = &ev.run_id {
-        // Skips the write when a batch already stamped this run with the same instant.
-        conn.prepare_cached(
-            on!(target; "UPDATE " [runs] " SET updated_at = ?2 WHERE id = ?1 AND updated_at <> ?2"),
-        )?
+    Ok(())
+}
+
+/// Stamp `runs.updated_at` with the time of the latest event carrying the run's id.
+///
+/// Not part of [`project`] so a batch stamps each run once instead of once per event; callers
+/// apply it after projecting (live: once per transaction; rebuild: once at the end of the
+/// replay), which yields the same value either way.
+pub(crate) fn touch_run(
+    conn: &Connection,
+    target: Target,
+    run_id: &str,
+    ts: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(on!(target; "UPDATE " [runs] " SET updated_at = ?2 WHERE id = ?1"))?
         .execute(params![run_id, ts])?;
-    }
     Ok(())
 }
 

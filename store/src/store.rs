@@ -1,5 +1,6 @@
 //! The store handle: opening the state directory, appending events, recording artifacts.
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -10,7 +11,7 @@ use crate::blobs::Blobs;
 use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
 use crate::error::StoreError;
 use crate::model::{ArtifactKind, ArtifactRow, BlobRef, Event, EventBody, EventIds, NewEvent};
-use crate::project::{Target, project};
+use crate::project::{Target, project, touch_run};
 use crate::schema;
 
 /// A fresh id: a ULID (26 characters, Crockford base32), sortable by creation time and, within
@@ -89,6 +90,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = Head::read(&tx)?;
         let event = head.append(&tx, event)?;
+        head.finish(&tx)?;
         tx.commit()?;
         tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
         Ok(event)
@@ -109,6 +111,7 @@ impl Store {
             .into_iter()
             .map(|event| head.append(&tx, event))
             .collect::<Result<Vec<_>, _>>()?;
+        head.finish(&tx)?;
         tx.commit()?;
         tracing::trace!(count = out.len(), last = head.seq, "events appended");
         Ok(out)
@@ -199,6 +202,8 @@ struct Head {
     seq: u64,
     hash: String,
     ts: String,
+    /// Runs that events of this transaction carry, to stamp `updated_at` once each.
+    touched: HashSet<String>,
 }
 
 impl Head {
@@ -207,21 +212,17 @@ impl Head {
     /// forks. It is read once per transaction (one index seek), never per event, and never
     /// trusted from memory, since another process may have appended since our last commit.
     fn read(conn: &Connection) -> Result<Head, StoreError> {
-        let head = conn
+        let head: Option<(u64, String, String)> = conn
             .prepare_cached("SELECT seq, hash, ts FROM main.events ORDER BY seq DESC LIMIT 1")?
-            .query_row([], |r| {
-                Ok(Head {
-                    seq: r.get(0)?,
-                    hash: r.get(1)?,
-                    ts: r.get(2)?,
-                })
-            })
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        let mut head = head.unwrap_or_else(|| Head {
-            seq: 0,
-            hash: GENESIS_HASH.to_owned(),
-            ts: String::new(),
-        });
+        let (seq, hash, ts) = head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned(), String::new()));
+        let mut head = Head {
+            seq,
+            hash,
+            ts,
+            touched: HashSet::new(),
+        };
         // One timestamp per transaction, and never earlier than the previous event's.
         head.ts = now_ts().max(head.ts);
         Ok(head)
@@ -271,8 +272,21 @@ impl Head {
             hash,
         };
         project(conn, Target::Live, &event)?;
+        if let Some(run_id) = &event.run_id
+            && !self.touched.contains(run_id)
+        {
+            self.touched.insert(run_id.clone());
+        }
         self.seq = seq;
         Ok(event)
+    }
+
+    /// Stamp the runs this transaction touched; call once, before committing.
+    fn finish(&self, conn: &Connection) -> Result<(), StoreError> {
+        for run_id in &self.touched {
+            touch_run(conn, Target::Live, run_id, &self.ts)?;
+        }
+        Ok(())
     }
 }
 

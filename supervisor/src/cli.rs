@@ -4,6 +4,7 @@
 mod codencer;
 mod common;
 mod ctl;
+mod policy;
 mod render;
 
 use std::process::ExitCode;

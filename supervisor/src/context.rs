@@ -1,8 +1,10 @@
 //! What every actor of one supervisor shares: the record, the state dir, cancellation, the
-//! policy actor.
+//! policy actor, and how to confine a process.
 
 use std::path::{Path, PathBuf};
 
+use codencer_policy::{Enforcement as PolicyEnforcement, EffectivePolicy, HostLayers, NetworkMode, SandboxLayer};
+use codencer_sandbox::{Enforcement, HostReport, Layer, Limits, NetworkSpec, SandboxSpec};
 use ractor::ActorRef;
 use tokio::sync::watch;
 
@@ -18,6 +20,63 @@ pub struct Context {
     /// Flips to `true` on cancellation (Ctrl-C, SIGTERM, an API cancel).
     pub cancel: watch::Receiver<bool>,
     pub policy: ActorRef<PolicyMsg>,
+    /// The `codencer-worker` binary.
+    pub worker: PathBuf,
+}
+
+/// Where `codencer-worker` is: `$CODENCER_WORKER`, else beside the running binary.
+pub fn worker_binary() -> Result<PathBuf, SupervisorError> {
+    if let Some(path) = std::env::var_os("CODENCER_WORKER").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().map_err(|e| SupervisorError::io("find the running binary", Path::new("/proc/self/exe"), e))?;
+    let worker = exe.with_file_name("codencer-worker");
+    if !worker.exists() {
+        return Err(SupervisorError::Infrastructure(format!(
+            "codencer-worker not found at {} (install it beside codencer, or set CODENCER_WORKER)",
+            worker.display()
+        )));
+    }
+    Ok(worker)
+}
+
+/// What this host can enforce, in the policy's terms.
+pub fn host_layers(report: &HostReport) -> HostLayers {
+    let mut layers = HostLayers::new();
+    for host in &report.layers {
+        let enforcement = match host.status {
+            Enforcement::Enforced => PolicyEnforcement::Enforced,
+            Enforcement::Partial => PolicyEnforcement::Partial,
+            Enforcement::NotEnforced => PolicyEnforcement::NotEnforced,
+        };
+        layers.set(policy_layer(host.layer), enforcement);
+    }
+    layers
+}
+
+fn policy_layer(layer: Layer) -> SandboxLayer {
+    match layer {
+        Layer::Namespaces => SandboxLayer::Namespaces,
+        Layer::Filesystem => SandboxLayer::Root,
+        Layer::Landlock => SandboxLayer::Landlock,
+        Layer::Seccomp => SandboxLayer::Seccomp,
+        Layer::Privileges => SandboxLayer::Privileges,
+        Layer::Limits => SandboxLayer::Limits,
+        Layer::Network => SandboxLayer::Network,
+    }
+}
+
+fn sandbox_layer(layer: SandboxLayer) -> Option<Layer> {
+    Some(match layer {
+        SandboxLayer::Namespaces => Layer::Namespaces,
+        SandboxLayer::Root => Layer::Filesystem,
+        SandboxLayer::Landlock => Layer::Landlock,
+        SandboxLayer::Seccomp => Layer::Seccomp,
+        SandboxLayer::Privileges => Layer::Privileges,
+        SandboxLayer::Limits => Layer::Limits,
+        SandboxLayer::Network => Layer::Network,
+        _ => return None,
+    })
 }
 
 impl Context {
@@ -32,23 +91,60 @@ impl Context {
     /// Per-attempt scratch space outside the worktree (output files, private home).
     pub fn scratch_dir(&self, attempt_id: &str) -> Result<PathBuf, SupervisorError> {
         let dir = self.state_dir.join("attempts").join(attempt_id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
         Ok(dir)
     }
 
-    /// The environment an executor or validator starts from: nothing of the operator's but
-    /// PATH and locale; a private HOME.
-    pub fn base_env(&self, home: &Path) -> Vec<(String, String)> {
-        let path =
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_string());
-        vec![
-            ("PATH".to_string(), path),
+    /// The environment an executor or validator starts from: nothing of the operator's
+    /// but a standard PATH, locale and the variables policy passes; a private HOME.
+    pub fn base_env(&self, home: &Path, policy: &EffectivePolicy) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
             ("HOME".to_string(), home.display().to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("TERM".to_string(), "dumb".to_string()),
             ("CODENCER".to_string(), "1".to_string()),
-        ]
+        ];
+        let values = policy.values();
+        for name in &values.env.pass {
+            if let Ok(value) = std::env::var(name) {
+                env.retain(|(k, _)| k != name);
+                env.push((name.clone(), value));
+            }
+        }
+        for (name, value) in &values.env.set {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), value.clone()));
+        }
+        env
+    }
+
+    /// The confinement of an attempt's processes, from its effective policy.
+    pub fn sandbox_spec(&self, worktree: &Path, git_dir: &Path, home: &Path, policy: &EffectivePolicy) -> SandboxSpec {
+        let values = policy.values();
+        let mut read_write = values.filesystem.read_write.clone();
+        read_write.push(home.to_path_buf());
+        SandboxSpec {
+            git_dirs: vec![git_dir.to_path_buf()],
+            read_only: values.filesystem.read_only.clone(),
+            read_write,
+            hidden: values.filesystem.hidden.clone(),
+            network: match values.network.mode {
+                NetworkMode::Host => NetworkSpec::Host,
+                // `allow` goes through the proxy; until it exists the sandbox has no network.
+                _ => NetworkSpec::None,
+            },
+            limits: Limits {
+                cpu_seconds: values.limits.cpu.map(|d| d.as_secs().max(1)),
+                memory_bytes: values.limits.memory,
+                pids: values.limits.pids,
+                open_files: values.limits.open_files,
+                file_size_bytes: values.limits.output,
+            },
+            required: values.required_layers.iter().filter_map(|l| sandbox_layer(*l)).collect(),
+            strict: values.strict,
+            ..SandboxSpec::new(worktree)
+        }
     }
 
     /// Asks the policy actor.

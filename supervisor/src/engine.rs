@@ -8,12 +8,12 @@ use codencer_store::{ArtifactKind, EventBody, Store};
 use ractor::{Actor, ActorRef};
 use tokio::sync::{oneshot, watch};
 
-use crate::actors::policy::PolicyActor;
+use crate::actors::policy::{PolicyActor, PolicyArgs};
 use crate::actors::root::{RootActor, RootMsg};
 use crate::actors::run::{RunArgs, RunOutcome};
 use crate::context::Context;
 use crate::record::{Ids, Recorder};
-use crate::spec::TaskSpec;
+use crate::plan::RunPlan;
 use crate::supervisor_error::SupervisorError;
 
 /// A run as created in the record, not yet started.
@@ -38,7 +38,9 @@ impl Engine {
             .map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
         let store = Arc::new(Store::open(state_dir)?);
         let recorder = Recorder::new(store, actor);
-        let (policy, _) = Actor::spawn(None, PolicyActor, Arc::new(recorder.clone()))
+        let worker = crate::context::worker_binary()?;
+        let host = crate::context::host_layers(&codencer_sandbox::probe_host());
+        let (policy, _) = Actor::spawn(None, PolicyActor, PolicyArgs { recorder: Arc::new(recorder.clone()), host })
             .await
             .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
         let (cancel, cancel_rx) = watch::channel(false);
@@ -47,6 +49,7 @@ impl Engine {
             state_dir: state_dir.to_path_buf(),
             cancel: cancel_rx,
             policy,
+            worker,
         });
         let (root, _) = Actor::spawn(None, RootActor, ctx.clone())
             .await
@@ -63,8 +66,9 @@ impl Engine {
     }
 
     /// Records a new run: the TaskSpec as given, `run.created` and one `step.created` per step.
-    pub fn create_run(&self, spec: &TaskSpec) -> Result<CreatedRun, SupervisorError> {
+    pub fn create_run(&self, plan: &RunPlan) -> Result<CreatedRun, SupervisorError> {
         let rec = &self.ctx.recorder;
+        let spec = &plan.spec;
         let run_id = codencer_store::new_id();
         let blob = rec.store().put_blob(spec.text.as_bytes())?;
         let step_ids: Vec<String> = spec
@@ -94,14 +98,14 @@ impl Engine {
                 },
             ),
         ];
-        for (i, (step, id)) in spec.steps.iter().zip(&step_ids).enumerate() {
+        for (i, (step, id)) in plan.steps.iter().zip(&step_ids).enumerate() {
             events.push((
                 Ids::step(&run_id, id),
                 EventBody::StepCreated {
                     index: i as u32 + 1,
-                    goal: step.goal.clone(),
-                    executor: step.executor.clone(),
-                    max_attempts: step.max_attempts,
+                    goal: step.spec.goal.clone(),
+                    executor: step.spec.executor.clone(),
+                    max_attempts: step.max_attempts(),
                 },
             ));
         }
@@ -113,18 +117,28 @@ impl Engine {
     /// Runs a created run to its end.
     pub async fn execute(
         &self,
-        spec: Arc<TaskSpec>,
+        plan: Arc<RunPlan>,
         run: CreatedRun,
     ) -> Result<RunOutcome, SupervisorError> {
-        let base_commit = crate::git::resolve_commit(&spec.workspace, &spec.base)
-            .await
-            .map_err(|e| SupervisorError::Infrastructure(e.to_string()))?;
+        let spec = &plan.spec;
+        let base_commit = match crate::git::resolve_commit(&spec.workspace, &spec.base).await {
+            Ok(commit) => commit,
+            Err(err) => {
+                // The run is recorded; it must not stay pending forever.
+                let reason = format!("cannot resolve base `{}`: {err}", spec.base);
+                self.ctx.recorder.append(
+                    &Ids::run(&run.run_id),
+                    EventBody::RunCompleted { status: codencer_store::RunStatus::Failed, reason: Some(reason.clone()) },
+                )?;
+                return Err(SupervisorError::Infrastructure(reason));
+            }
+        };
         let (done, wait) = oneshot::channel();
         let args = RunArgs {
             ctx: self.ctx.clone(),
             run_id: run.run_id.clone(),
             base: spec.base.clone(),
-            spec,
+            plan: plan.clone(),
             step_ids: run.step_ids,
             first_step: 0,
             base_commit,

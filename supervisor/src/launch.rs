@@ -1,20 +1,18 @@
-//! Runs one executor or validator process, with its output captured to files, under wall,
-//! idle and output limits, cancellable.
+//! Runs one executor or validator process confined by `codencer-worker`, with its output
+//! captured to files, under wall, idle and output limits, cancellable.
 //!
-//! PLACEHOLDER for the foundation: the process runs unconfined, in its own process group,
-//! which is killed whole when the process ends, times out or is cancelled. The sandbox
-//! issue replaces the spawn with `codencer-worker` (namespaces, Landlock, seccomp); the
-//! interface (request in, outcome out) stays.
+//! The worker is the PID 1 of the sandbox: killing it (SIGKILL, through a pidfd) takes every
+//! process inside with it, so a timeout, a cancel or an output flood ends the whole sandbox.
 
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use codencer_sandbox::{ExecSpec, ExitStatus, SandboxSpec, WorkerReport};
 use codencer_store::ProcessExit;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
 use tokio::sync::watch;
 
 /// What to run.
@@ -33,6 +31,8 @@ pub struct ProcessRequest {
     pub idle: Option<Duration>,
     /// Kill when stdout and stderr together exceed this many bytes.
     pub output_limit: Option<u64>,
+    /// The confinement.
+    pub sandbox: SandboxSpec,
 }
 
 /// Why the process ended.
@@ -53,24 +53,28 @@ pub struct ProcessOutcome {
     pub ending: Ending,
     pub duration: Duration,
     pub output_bytes: u64,
+    /// What the worker enforced, and why it refused to start if it did.
+    pub report: WorkerReport,
 }
 
 /// Errors starting or supervising a process.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LaunchError {
-    #[error("cannot start `{program}`")]
+    #[error("cannot start the sandbox worker {worker}")]
     Spawn {
-        program: String,
+        worker: String,
         #[source]
-        source: std::io::Error,
+        source: codencer_sandbox::SandboxError,
     },
-    #[error("cannot write process output to {path}")]
+    #[error("cannot capture process output to {path}")]
     Output {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    #[error("the sandbox worker failed")]
+    Worker(#[source] codencer_sandbox::SandboxError),
     #[error("empty command line")]
     EmptyCommand,
 }
@@ -79,176 +83,118 @@ pub enum LaunchError {
 #[derive(Debug, Default)]
 struct Activity {
     bytes: AtomicU64,
-    /// Milliseconds since start of the last output.
+    /// Milliseconds after start of the last output.
     last_ms: AtomicU64,
 }
 
-/// Runs the process to its end. `on_start` gets the pid once it runs.
+/// Runs the process to its end. `on_start` gets the worker's pid once it runs.
 pub async fn run_process(
+    worker: &Path,
     req: &ProcessRequest,
     cancel: &mut watch::Receiver<bool>,
     on_start: impl FnOnce(u32),
 ) -> Result<ProcessOutcome, LaunchError> {
-    let (program, args) = req.argv.split_first().ok_or(LaunchError::EmptyCommand)?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(&req.cwd)
-        .env_clear()
-        .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    if req.argv.is_empty() {
+        return Err(LaunchError::EmptyCommand);
+    }
+    let out_file = open_output(&req.stdout)?;
+    let err_file = match &req.stderr {
+        Some(path) => open_output(path)?,
+        None => out_file.try_clone().map_err(|source| output_err(&req.stdout, source))?,
+    };
+    let (out_r, out_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
+    let (err_r, err_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
+    let spec = ExecSpec { argv: req.argv.clone(), cwd: req.cwd.clone(), env: req.env.clone(), sandbox: req.sandbox.clone() };
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let pid = child.id().unwrap_or(0);
-    on_start(pid);
+    // The write ends move into the worker; once it and its sandbox are gone, the readers see EOF.
+    let handle = codencer_sandbox::spawn_worker(worker, &spec, Stdio::from(out_w), Stdio::from(err_w))
+        .map_err(|source| LaunchError::Spawn { worker: worker.display().to_string(), source })?;
+    on_start(handle.pid());
+    let killer = handle.killer();
 
     let activity = Arc::new(Activity::default());
-    let out_file = open_output(&req.stdout).await?;
-    let err_file = match &req.stderr {
-        Some(path) => open_output(path).await?,
-        None => out_file
-            .try_clone()
-            .await
-            .map_err(|source| output_err(&req.stdout, source))?,
-    };
-    let mut readers = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        readers.push(tokio::spawn(pump(
-            stdout,
-            out_file,
-            activity.clone(),
-            started,
-        )));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        readers.push(tokio::spawn(pump(
-            stderr,
-            err_file,
-            activity.clone(),
-            started,
-        )));
-    }
+    let readers = [pump(out_r, out_file, activity.clone(), started), pump(err_r, err_file, activity.clone(), started)];
+    let mut wait = tokio::task::spawn_blocking(move || handle.wait());
 
     let deadline = tokio::time::Instant::from_std(started + req.wall);
-    let tick = req.idle.map_or(Duration::from_millis(500), |i| {
-        (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
-    });
+    let tick = req.idle.map_or(Duration::from_millis(250), |i| (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)));
     let mut ending = Ending::Exited;
-    let status = loop {
+    let waited = loop {
         tokio::select! {
-            status = child.wait() => break status,
-            () = tokio::time::sleep_until(deadline) => { ending = Ending::WallTimeout; break kill_and_wait(&mut child, pid).await; }
-            changed = cancel.changed() => {
+            waited = &mut wait => break waited,
+            () = tokio::time::sleep_until(deadline), if ending == Ending::Exited => {
+                ending = Ending::WallTimeout;
+                killer.kill();
+            }
+            changed = cancel.changed(), if ending == Ending::Exited => {
                 if changed.is_err() || *cancel.borrow() {
                     ending = Ending::Cancelled;
-                    break kill_and_wait(&mut child, pid).await;
+                    killer.kill();
                 }
             }
-            () = tokio::time::sleep(tick) => {
-                if let Some(limit) = req.output_limit && activity.bytes.load(Ordering::Relaxed) > limit {
+            () = tokio::time::sleep(tick), if ending == Ending::Exited => {
+                if req.output_limit.is_some_and(|limit| activity.bytes.load(Ordering::Relaxed) > limit) {
                     ending = Ending::OutputLimit;
-                    break kill_and_wait(&mut child, pid).await;
-                }
-                if let Some(idle) = req.idle {
-                    let quiet = started.elapsed().saturating_sub(Duration::from_millis(activity.last_ms.load(Ordering::Relaxed)));
-                    if quiet >= idle {
+                    killer.kill();
+                } else if let Some(idle) = req.idle {
+                    let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+                    if started.elapsed().saturating_sub(last) >= idle {
                         ending = Ending::IdleTimeout;
-                        break kill_and_wait(&mut child, pid).await;
+                        killer.kill();
                     }
                 }
             }
         }
     };
-    // Whatever the process left running in its group ends with it.
-    kill_group(pid);
     for reader in readers {
-        // Readers end at EOF, which the group kill guarantees; a bounded wait all the same.
+        // EOF comes once every process of the sandbox is gone; a bounded wait all the same.
         let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
     }
-    let exit = match status {
-        Ok(status) => {
-            use std::os::unix::process::ExitStatusExt;
-            ProcessExit {
-                code: status.code(),
-                signal: status.signal(),
-            }
-        }
-        Err(_) => ProcessExit {
-            code: None,
-            signal: None,
-        },
+    let report = match waited {
+        Ok(Ok(report)) => report,
+        Ok(Err(err)) => return Err(LaunchError::Worker(err)),
+        Err(join) => return Err(LaunchError::Worker(codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)))),
     };
-    Ok(ProcessOutcome {
-        exit,
-        ending,
-        duration: started.elapsed(),
-        output_bytes: activity.bytes.load(Ordering::Relaxed),
-    })
+    let exit = match &report.exit {
+        Some(ExitStatus::Exited { code }) => ProcessExit { code: Some(*code), signal: None },
+        Some(ExitStatus::Signaled { signal, .. }) => ProcessExit { code: None, signal: Some(*signal) },
+        None => ProcessExit { code: None, signal: None },
+    };
+    Ok(ProcessOutcome { exit, ending, duration: started.elapsed(), output_bytes: activity.bytes.load(Ordering::Relaxed), report })
 }
 
-async fn kill_and_wait(
-    child: &mut tokio::process::Child,
-    pid: u32,
-) -> std::io::Result<std::process::ExitStatus> {
-    kill_group(pid);
-    child.wait().await
+fn output_err(path: &Path, source: std::io::Error) -> LaunchError {
+    LaunchError::Output { path: path.display().to_string(), source }
 }
 
-fn kill_group(pid: u32) {
-    if pid == 0 {
-        return;
-    }
-    if let Ok(pid) = i32::try_from(pid) {
-        // The group may already be gone; that is the point.
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-fn output_err(path: &std::path::Path, source: std::io::Error) -> LaunchError {
-    LaunchError::Output {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-async fn open_output(path: &std::path::Path) -> Result<tokio::fs::File, LaunchError> {
-    tokio::fs::OpenOptions::new()
+fn open_output(path: &Path) -> Result<std::fs::File, LaunchError> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .await
         .map_err(|source| output_err(path, source))
 }
 
-async fn pump(
-    mut from: impl AsyncRead + Unpin,
-    mut to: tokio::fs::File,
+/// Copies a pipe to a file in a blocking thread, counting bytes and noting activity.
+fn pump(
+    mut from: std::io::PipeReader,
+    mut to: std::fs::File,
     activity: Arc<Activity>,
     started: Instant,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                activity.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                activity
-                    .last_ms
-                    .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if to.write_all(&buf[..n]).await.is_err() {
-                    break;
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    activity.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    activity.last_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    // Output past a disk error is lost; the limit and the kill still apply.
+                    let _ = to.write_all(&buf[..n]);
                 }
             }
         }
-    }
-    let _ = to.flush().await;
+        let _ = to.flush();
+    })
 }

@@ -9,14 +9,17 @@ mod context;
 mod engine;
 mod git;
 mod launch;
+mod plan;
 mod record;
 mod result;
 pub mod spec;
 mod supervisor_error;
+mod text;
 
 pub use actors::run::RunOutcome;
 pub use cli::{codencer_main, orchestratorctl_main};
 pub use engine::{CreatedRun, Engine};
+pub use plan::{RunPlan, StepPlan};
 pub use record::{Ids, Recorder};
 pub use result::{ResultSpec, RunResult};
 pub use supervisor_error::SupervisorError;

@@ -11,11 +11,11 @@ use serde::Serialize;
 
 pub use validate::{SpecError, SpecErrors};
 
-/// Default wall-time limit of one attempt.
+/// Wall-time limit of one attempt when neither the TaskSpec nor the policy gives one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default wall-time limit of one validator.
 pub const DEFAULT_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Default number of attempts per step.
+/// Attempts per step when neither the TaskSpec nor the policy gives a number.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// A validated TaskSpec.
@@ -50,9 +50,12 @@ pub struct StepSpec {
     pub allowed_paths: Vec<String>,
     pub forbidden_paths: Vec<String>,
     pub validators: Vec<ValidatorSpec>,
-    #[serde(with = "duration_secs")]
-    pub timeout: Duration,
-    pub max_attempts: u32,
+    /// Wall-time limit of one attempt, when the TaskSpec gives one. It narrows the policy's
+    /// `limits.wall` (and may not exceed it).
+    #[serde(with = "opt_duration_secs")]
+    pub timeout: Option<Duration>,
+    /// Attempts, when the TaskSpec gives them. It narrows the policy's `retry.max_attempts`.
+    pub max_attempts: Option<u32>,
 }
 
 /// A validator: a shell command run in the worktree after the executor.
@@ -129,6 +132,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         total = total.checked_add(part)?;
     }
     (!total.is_zero()).then_some(total)
+}
+
+mod opt_duration_secs {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 mod duration_secs {

@@ -1,12 +1,14 @@
-//! The PolicyActor: consulted before an attempt starts, after the executor exits, and before
-//! gates fire. Every decision is recorded as a `policy.decided` event.
-//!
-//! Foundation: no policy files are loaded yet, so every check admits, and says so in the
-//! record. The policy issue replaces the decisions with `codencer-policy` evaluation.
+//! The PolicyActor: consulted before an attempt starts (admission), after the executor exits
+//! (post-exec path and size checks), before gates fire, and after a failure (retry). It
+//! evaluates with `codencer-policy` and records every decision as a `policy.decided` event
+//! carrying its reason and the origin (file, line, key) of the rule that decided it.
 
 use std::sync::Arc;
 
-use codencer_store::EventBody;
+use codencer_policy::{
+    ChangeSummary, EffectivePolicy, Evaluation, FailureKind, HostLayers, ValidationSummary, Verdict,
+};
+use codencer_store::{ArtifactKind, EventBody};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::record::{Ids, Recorder};
@@ -14,17 +16,14 @@ use crate::record::{Ids, Recorder};
 /// What a StepActor asks.
 #[derive(Debug, Clone)]
 pub enum PolicyCheck {
-    /// May this attempt start?
-    Admission { ids: Ids, executor: String },
+    /// May this attempt start on this host? Records the effective policy as an artifact.
+    Admission { ids: Ids, policy: Arc<EffectivePolicy> },
     /// Is what the executor changed acceptable?
-    PostExec {
-        ids: Ids,
-        files: Vec<String>,
-        insertions: u64,
-        deletions: u64,
-    },
+    PostExec { ids: Ids, policy: Arc<EffectivePolicy>, changes: ChangeSummary },
     /// Gate verdicts once validators ran.
-    Gates { ids: Ids, validations_failed: usize },
+    Gates { ids: Ids, policy: Arc<EffectivePolicy>, changes: ChangeSummary, validations: ValidationSummary },
+    /// May the step try again after this failure?
+    Retry { ids: Ids, policy: Arc<EffectivePolicy>, failure: FailureKind, attempts_made: u64 },
 }
 
 /// The answer.
@@ -32,10 +31,6 @@ pub enum PolicyCheck {
 pub enum PolicyVerdict {
     Admit,
     Deny(String),
-    #[expect(
-        dead_code,
-        reason = "the policy issue's protected-path rules construct it"
-    )]
     NeedsApproval(String),
 }
 
@@ -47,47 +42,26 @@ pub enum PolicyMsg {
 #[derive(Debug)]
 pub struct PolicyActor;
 
-#[derive(Debug)]
-pub struct PolicyState {
-    recorder: Arc<Recorder>,
+/// Built once per supervisor: what this host can enforce does not change while it runs.
+#[derive(Debug, Clone)]
+pub struct PolicyArgs {
+    pub recorder: Arc<Recorder>,
+    pub host: HostLayers,
 }
 
 impl Actor for PolicyActor {
     type Msg = PolicyMsg;
-    type State = PolicyState;
-    type Arguments = Arc<Recorder>;
+    type State = PolicyArgs;
+    type Arguments = PolicyArgs;
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<PolicyMsg>,
-        recorder: Arc<Recorder>,
-    ) -> Result<PolicyState, ActorProcessingErr> {
-        Ok(PolicyState { recorder })
+    async fn pre_start(&self, _myself: ActorRef<PolicyMsg>, args: PolicyArgs) -> Result<PolicyArgs, ActorProcessingErr> {
+        Ok(args)
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<PolicyMsg>,
-        msg: PolicyMsg,
-        state: &mut PolicyState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _myself: ActorRef<PolicyMsg>, msg: PolicyMsg, state: &mut PolicyArgs) -> Result<(), ActorProcessingErr> {
         match msg {
             PolicyMsg::Check(check, reply) => {
-                let (ids, stage, verdict, reason) = decide(&check);
-                state.recorder.append(
-                    ids,
-                    EventBody::PolicyDecided {
-                        stage: stage.to_string(),
-                        verdict: match &verdict {
-                            PolicyVerdict::Admit => "admit",
-                            PolicyVerdict::Deny(_) => "deny",
-                            PolicyVerdict::NeedsApproval(_) => "needs_approval",
-                        }
-                        .to_string(),
-                        reason,
-                        origin: Some("builtin:foundation".to_string()),
-                    },
-                )?;
+                let verdict = decide(state, &check)?;
                 // The asker may have gone away (cancelled); nothing to do then.
                 let _ = reply.send(verdict);
             }
@@ -96,45 +70,62 @@ impl Actor for PolicyActor {
     }
 }
 
-/// The foundation's rules: every executor and change is admitted; the validations gate
-/// requires every validator to pass.
-fn decide(check: &PolicyCheck) -> (&Ids, &'static str, PolicyVerdict, String) {
-    match check {
-        PolicyCheck::Admission { ids, executor } => (
-            ids,
-            "admission",
-            PolicyVerdict::Admit,
-            format!("executor `{executor}` admitted: no policy files are loaded yet"),
-        ),
-        PolicyCheck::PostExec {
-            ids,
-            files,
-            insertions,
-            deletions,
-        } => (
-            ids,
-            "post_exec",
-            PolicyVerdict::Admit,
-            format!(
-                "{} file(s) changed (+{insertions} -{deletions}): no path or size rules are loaded yet",
-                files.len()
-            ),
-        ),
-        PolicyCheck::Gates {
-            ids,
-            validations_failed: 0,
-        } => (
-            ids,
-            "gates",
-            PolicyVerdict::Admit,
-            "every validator passed".to_string(),
-        ),
-        PolicyCheck::Gates {
-            ids,
-            validations_failed,
-        } => {
-            let why = format!("{validations_failed} validator(s) failed; validators are required");
-            (ids, "gates", PolicyVerdict::Deny(why.clone()), why)
+fn decide(state: &PolicyArgs, check: &PolicyCheck) -> Result<PolicyVerdict, ActorProcessingErr> {
+    let rec = &state.recorder;
+    let (ids, stage, evaluation) = match check {
+        PolicyCheck::Admission { ids, policy } => {
+            let explanation = codencer_policy::explain(policy);
+            let json = serde_json::to_vec_pretty(&explanation)?;
+            rec.artifact(ids, ArtifactKind::Policy, Some(policy.executor()), &json)?;
+            (ids, "admission", codencer_policy::admit(policy, &state.host))
         }
+        PolicyCheck::PostExec { ids, policy, changes } => (ids, "post_exec", codencer_policy::check_changes(policy, changes)),
+        PolicyCheck::Gates { ids, policy, changes, validations } => {
+            (ids, "gates", codencer_policy::gate_verdicts(policy, changes, *validations))
+        }
+        PolicyCheck::Retry { ids, policy, failure, attempts_made } => {
+            let decision = codencer_policy::retry_allowed(policy, *failure, *attempts_made);
+            (ids, "retry", Evaluation { verdict: decision.verdict, decisions: vec![decision] })
+        }
+    };
+    let events = evaluation
+        .decisions
+        .iter()
+        .map(|d| {
+            (
+                ids.clone(),
+                EventBody::PolicyDecided {
+                    stage: stage.to_string(),
+                    verdict: verdict_name(d.verdict).to_string(),
+                    reason: format!("{}: {}", d.rule, d.reason),
+                    origin: d.origin.as_ref().map(|o| o.to_string()),
+                },
+            )
+        })
+        .collect();
+    rec.append_all(events)?;
+    let reasons = |wanted: Verdict| {
+        evaluation
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == wanted)
+            .map(|d| d.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Ok(match evaluation.verdict {
+        Verdict::Allow => PolicyVerdict::Admit,
+        Verdict::NeedsApproval => PolicyVerdict::NeedsApproval(reasons(Verdict::NeedsApproval)),
+        Verdict::Deny => PolicyVerdict::Deny(reasons(Verdict::Deny)),
+        _ => PolicyVerdict::Deny("the policy returned a verdict this supervisor does not know".to_string()),
+    })
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Allow => "allow",
+        Verdict::NeedsApproval => "needs_approval",
+        Verdict::Deny => "deny",
+        _ => "unknown",
     }
 }

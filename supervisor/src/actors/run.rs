@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use super::step::{StepActor, StepArgs};
 use crate::context::Context;
 use crate::record::Ids;
-use crate::spec::TaskSpec;
+use crate::plan::RunPlan;
 
 /// How many times a failing StepActor is restarted before its step fails.
 const MAX_STEP_RESTARTS: u32 = 3;
@@ -44,7 +44,7 @@ pub enum RunMsg {
 pub struct RunArgs {
     pub ctx: Arc<Context>,
     pub run_id: String,
-    pub spec: Arc<TaskSpec>,
+    pub plan: Arc<RunPlan>,
     /// Step ids in order, as recorded by `step.created`.
     pub step_ids: Vec<String>,
     /// 0-based index of the first step to run (non-zero when resuming).
@@ -149,7 +149,7 @@ impl Actor for RunActor {
                     );
                     return Ok(());
                 }
-                let Some(spec) = a.spec.steps.get(state.next).cloned() else {
+                let Some(plan) = a.plan.steps.get(state.next).cloned() else {
                     Self::finish(&myself, state, RunStatus::Passed, None, None);
                     return Ok(());
                 };
@@ -158,8 +158,8 @@ impl Actor for RunActor {
                     run_id: a.run_id.clone(),
                     step_id: a.step_ids[state.next].clone(),
                     index: state.next as u32 + 1,
-                    spec,
-                    repo: a.spec.workspace.clone(),
+                    plan,
+                    repo: a.plan.spec.workspace.clone(),
                     base: a.base.clone(),
                     base_commit: a.base_commit.clone(),
                     parent: myself.clone(),

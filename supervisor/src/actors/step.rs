@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use codencer_policy::FailureKind;
 use codencer_store::{AttemptStatus, EventBody, RunStatus};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -11,7 +12,8 @@ use super::run::{RunMsg, StepFinished};
 use crate::attempt::{AttemptPlan, run_attempt};
 use crate::context::Context;
 use crate::record::Ids;
-use crate::spec::StepSpec;
+use crate::actors::policy::{PolicyCheck, PolicyVerdict};
+use crate::plan::StepPlan;
 
 /// Everything a step needs; cloned on restart.
 #[derive(Debug, Clone)]
@@ -21,7 +23,7 @@ pub struct StepArgs {
     pub step_id: String,
     /// 1-based.
     pub index: u32,
-    pub spec: StepSpec,
+    pub plan: StepPlan,
     pub repo: PathBuf,
     /// Ref the step starts from (for the record) and the commit it resolves to.
     pub base: String,
@@ -125,124 +127,81 @@ fn attempts_so_far(s: &StepArgs) -> u32 {
         .map_or(0, |st| st.attempts.len() as u32)
 }
 
-async fn try_run_step(
-    s: &StepArgs,
-) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
+async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
     let ids = Ids::step(&s.run_id, &s.step_id);
     let rec = &s.ctx.recorder;
     // A restarted step continues numbering after the attempts already recorded.
     let done = attempts_so_far(s);
     if done == 0 {
-        rec.append(
-            &ids,
-            EventBody::StepStarted {
-                base: s.base.clone(),
-                base_commit: s.base_commit.clone(),
-            },
-        )?;
+        rec.append(&ids, EventBody::StepStarted { base: s.base.clone(), base_commit: s.base_commit.clone() })?;
     }
+    let finish = |status: RunStatus, head_commit: Option<String>, attempts: u32, reason: Option<String>| -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
+        let event = match status {
+            RunStatus::AwaitingApproval => EventBody::StepAwaitingApproval {
+                gate: "approval".into(),
+                reason: reason.clone().unwrap_or_else(|| "an approval gate is open".into()),
+            },
+            _ => EventBody::StepCompleted { status, head_commit: head_commit.clone(), attempts, reason },
+        };
+        rec.append(&ids, event)?;
+        Ok(StepFinished { index: s.index, status, head_commit, infrastructure: None })
+    };
+    let max_attempts = s.plan.max_attempts();
     let mut feedback: Vec<String> = Vec::new();
     let mut last_reason = None;
-    let mut number = done;
-    while number < s.spec.max_attempts {
-        number += 1;
-        if *s.ctx.cancel.borrow() {
-            break;
-        }
+    let mut made = done;
+    while made < max_attempts && !*s.ctx.cancel.borrow() {
+        let number = made + 1;
         let plan = AttemptPlan {
             run_id: &s.run_id,
             step_id: &s.step_id,
             step_index: s.index,
             number,
-            step: &s.spec,
+            step: &s.plan,
             repo: &s.repo,
             base_commit: &s.base_commit,
             feedback: &feedback,
         };
         let result = run_attempt(&s.ctx, &plan).await?;
+        made = number;
         match result.status {
             AttemptStatus::Passed if result.awaiting_approval => {
-                rec.append(
-                    &ids,
-                    EventBody::StepAwaitingApproval {
-                        gate: "approval".into(),
-                        reason: "an approval gate is open".into(),
-                    },
-                )?;
-                return Ok(StepFinished {
-                    index: s.index,
-                    status: RunStatus::AwaitingApproval,
-                    head_commit: result.commit,
-                    infrastructure: None,
-                });
+                return finish(RunStatus::AwaitingApproval, result.commit, made, result.reason);
             }
             AttemptStatus::Passed => {
                 let head = result.commit.unwrap_or_else(|| s.base_commit.clone());
-                rec.append(
-                    &ids,
-                    EventBody::StepCompleted {
-                        status: RunStatus::Passed,
-                        head_commit: Some(head.clone()),
-                        attempts: number,
-                        reason: None,
-                    },
-                )?;
-                return Ok(StepFinished {
-                    index: s.index,
-                    status: RunStatus::Passed,
-                    head_commit: Some(head),
-                    infrastructure: None,
-                });
+                return finish(RunStatus::Passed, Some(head), made, None);
             }
             AttemptStatus::Killed if *s.ctx.cancel.borrow() => break,
             other => {
-                last_reason = Some(format!("attempt {number} {}", other.as_str()));
+                last_reason = Some(format!(
+                    "attempt {number} {}{}",
+                    other.as_str(),
+                    result.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                ));
                 if let Some(evidence) = result.evidence {
-                    feedback.push(format!(
-                        "Attempt {number} ended `{}`.\n{evidence}",
-                        other.as_str()
-                    ));
+                    feedback.push(format!("Attempt {number} ended `{}`.\n{evidence}", other.as_str()));
+                }
+                let failure = match other {
+                    AttemptStatus::TimedOut => FailureKind::TimedOut,
+                    AttemptStatus::Failed if result.validation_failed => FailureKind::ValidationFailed,
+                    AttemptStatus::Crashed | AttemptStatus::Killed | AttemptStatus::Interrupted => FailureKind::Crashed,
+                    // The executor or the policy refused: the same attempt again would too.
+                    _ => break,
+                };
+                let retry = PolicyCheck::Retry { ids: ids.clone(), policy: s.plan.policy.clone(), failure, attempts_made: u64::from(made) };
+                if s.ctx.policy_check(retry).await? != PolicyVerdict::Admit {
+                    break;
                 }
             }
         }
     }
     if *s.ctx.cancel.borrow() {
-        rec.append(
-            &ids,
-            EventBody::StepCompleted {
-                status: RunStatus::Cancelled,
-                head_commit: None,
-                attempts: number,
-                reason: Some("cancelled".into()),
-            },
-        )?;
-        return Ok(StepFinished {
-            index: s.index,
-            status: RunStatus::Cancelled,
-            head_commit: None,
-            infrastructure: None,
-        });
+        return finish(RunStatus::Cancelled, None, made, Some("cancelled".into()));
     }
     let reason = format!(
-        "all {} attempt(s) failed{}",
-        s.spec.max_attempts,
-        last_reason
-            .map(|r| format!("; last: {r}"))
-            .unwrap_or_default()
+        "{made} of at most {max_attempts} attempt(s) made, none passed{}",
+        last_reason.map(|r| format!("; last: {r}")).unwrap_or_default()
     );
-    rec.append(
-        &ids,
-        EventBody::StepCompleted {
-            status: RunStatus::Failed,
-            head_commit: None,
-            attempts: number,
-            reason: Some(reason),
-        },
-    )?;
-    Ok(StepFinished {
-        index: s.index,
-        status: RunStatus::Failed,
-        head_commit: None,
-        infrastructure: None,
-    })
+    finish(RunStatus::Failed, None, made, Some(reason))
 }

@@ -97,10 +97,7 @@ pub(super) fn executor_verdict(
 }
 
 fn outcome_name(outcome: Outcome) -> String {
-    serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
+    crate::text::serde_name(&outcome)
 }
 
 /// Evidence about an executor that failed.

@@ -1,12 +1,11 @@
-//! Validators: shell commands run in the worktree after the executor, each recorded with its
-//! output as an artifact.
+//! Validators: shell commands run in the worktree after the executor, in the same
+//! confinement, each recorded with its output as an artifact.
 
-use std::path::Path;
-
+use codencer_policy::ValidationSummary;
 use codencer_store::{ArtifactKind, EventBody, ValidationStatus};
 
-use super::AttemptPlan;
 use super::evidence::{FailedValidation, tail_file};
+use super::{AttemptPlan, Workspace};
 use crate::context::Context;
 use crate::launch::{self, Ending, ProcessRequest};
 use crate::record::Ids;
@@ -14,125 +13,78 @@ use crate::supervisor_error::SupervisorError;
 
 pub(super) struct ValidationOutcome {
     pub failed: Vec<FailedValidation>,
+    pub summary: ValidationSummary,
     pub cancelled: bool,
 }
 
 /// Runs every validator in order; all run even after one fails, so the evidence is whole.
-pub(super) async fn run_all(
-    ctx: &Context,
-    ids: &Ids,
-    plan: &AttemptPlan<'_>,
-    worktree: &Path,
-    scratch: &Path,
-) -> Result<ValidationOutcome, SupervisorError> {
+/// After a cancel the rest are recorded `skipped`.
+pub(super) async fn run_all(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_>) -> Result<ValidationOutcome, SupervisorError> {
     let mut failed = Vec::new();
-    for (i, v) in plan.step.validators.iter().enumerate() {
-        if *ctx.cancel.borrow() {
-            record(
-                ctx,
-                ids,
-                &v.name,
-                &v.run,
-                ValidationStatus::Skipped,
-                None,
-                0,
-                None,
-            )?;
+    let mut summary = ValidationSummary { run: 0, passed: 0 };
+    let mut cancelled = false;
+    for (i, v) in plan.step.spec.validators.iter().enumerate() {
+        if cancelled || *ctx.cancel.borrow() {
+            cancelled = true;
+            record(ctx, &ws.ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
             continue;
         }
-        let output = scratch.join(format!("validator-{}.out", i + 1));
-        let home = scratch.join("home");
+        let output = ws.scratch.join(format!("validator-{}.out", i + 1));
         let request = ProcessRequest {
             argv: vec!["/bin/sh".into(), "-c".into(), v.run.clone()],
-            env: ctx.base_env(&home),
-            cwd: worktree.to_path_buf(),
+            env: ws.env.clone(),
+            cwd: ws.worktree.to_path_buf(),
             stdout: output.clone(),
             stderr: None,
             wall: v.timeout,
             idle: None,
-            output_limit: None,
+            output_limit: plan.step.output_limit(),
+            sandbox: ws.sandbox.clone(),
         };
         let mut cancel = ctx.cancel.clone();
-        let result = launch::run_process(&request, &mut cancel, |_| {}).await;
+        let result = launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await;
         let artifact = if output.exists() {
-            Some(
-                ctx.recorder
-                    .artifact_file(ids, ArtifactKind::ValidatorOutput, Some(&v.name), &output)?
-                    .id,
-            )
+            Some(ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ValidatorOutput, Some(&v.name), &output)?.id)
         } else {
             None
         };
         let (status, exit_code, duration_ms) = match &result {
+            Ok(o) if o.report.setup_error.is_some() => (ValidationStatus::Error, None, o.duration.as_millis() as u64),
             Ok(o) => {
                 let status = match (o.ending, o.exit.code) {
                     (Ending::WallTimeout | Ending::IdleTimeout, _) => ValidationStatus::TimedOut,
-                    (Ending::Cancelled, _) => ValidationStatus::Error,
-                    (Ending::OutputLimit, _) => ValidationStatus::Error,
+                    (Ending::Cancelled | Ending::OutputLimit, _) | (Ending::Exited, None) => ValidationStatus::Error,
                     (Ending::Exited, Some(0)) => ValidationStatus::Passed,
                     (Ending::Exited, Some(_)) => ValidationStatus::Failed,
-                    (Ending::Exited, None) => ValidationStatus::Error,
                 };
                 (status, o.exit.code, o.duration.as_millis() as u64)
             }
             Err(_) => (ValidationStatus::Error, None, 0),
         };
-        record(
-            ctx,
-            ids,
-            &v.name,
-            &v.run,
-            status,
-            exit_code,
-            duration_ms,
-            artifact,
-        )?;
+        record(ctx, &ws.ids, &v.name, &v.run, status, exit_code, duration_ms, artifact)?;
+        summary.run += 1;
         if matches!(&result, Ok(o) if o.ending == Ending::Cancelled) {
-            return Ok(ValidationOutcome {
-                failed,
-                cancelled: true,
-            });
+            cancelled = true;
+            continue;
         }
-        if status != ValidationStatus::Passed {
-            let mut output_tail = tail_file(&output);
-            if let Err(err) = &result {
-                output_tail = format!("could not run: {err}");
-            }
-            failed.push(FailedValidation {
-                name: v.name.clone(),
-                command: v.run.clone(),
-                status: serde_json::to_value(status)
-                    .ok()
-                    .and_then(|s| s.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                exit_code,
-                output_tail,
-            });
+        if status == ValidationStatus::Passed {
+            summary.passed += 1;
+            continue;
         }
+        let output_tail = match (&result, &status) {
+            (Err(err), _) => format!("could not run: {}", crate::text::error_chain(err)),
+            (Ok(o), _) if o.report.setup_error.is_some() => format!("sandbox refused to start: {}", o.report.setup_error.clone().unwrap_or_default()),
+            _ => tail_file(&output),
+        };
+        failed.push(FailedValidation { name: v.name.clone(), command: v.run.clone(), status: crate::text::serde_name(&status), exit_code, output_tail });
     }
-    Ok(ValidationOutcome {
-        failed,
-        cancelled: false,
-    })
+    Ok(ValidationOutcome { failed, summary, cancelled })
 }
 
 /// Records every validator as skipped (the executor phase already failed the attempt).
-pub(super) fn skip_all(
-    ctx: &Context,
-    ids: &Ids,
-    plan: &AttemptPlan<'_>,
-) -> Result<(), SupervisorError> {
-    for v in &plan.step.validators {
-        record(
-            ctx,
-            ids,
-            &v.name,
-            &v.run,
-            ValidationStatus::Skipped,
-            None,
-            0,
-            None,
-        )?;
+pub(super) fn skip_all(ctx: &Context, ids: &Ids, plan: &AttemptPlan<'_>) -> Result<(), SupervisorError> {
+    for v in &plan.step.spec.validators {
+        record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
     }
     Ok(())
 }

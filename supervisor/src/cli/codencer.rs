@@ -9,7 +9,10 @@ use codencer_store::RunStatus;
 
 use super::common::*;
 use super::render;
+use codencer_policy::PolicySources;
+
 use crate::engine::Engine;
+use crate::plan::RunPlan;
 use crate::result::RunResult;
 use crate::spec::TaskSpec;
 
@@ -45,11 +48,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the effective policy for a TaskSpec, or check policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Show which sandbox layers this host can enforce.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Check or rebuild the store.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print the effective policy of each step: every value, where it came from, and what
+    /// the executor will be able to see, reach and write.
+    Explain {
+        spec: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the policy files in DIR (as the operator layer over the built-ins).
+    Check { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +99,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { spec, json } => run(&state, &spec, json),
         Command::Gc { branches, json } => super::render::gc(&state, branches, json),
+        Command::Policy { command: PolicyCommand::Explain { spec, json } } => super::policy::explain(&spec, json),
+        Command::Policy { command: PolicyCommand::Check { dir } } => super::policy::check(&dir),
+        Command::Doctor { json } => super::policy::doctor(json),
         Command::Store {
             command: StoreCommand::Verify { json },
         } => store_verify(&state, json),
@@ -90,6 +119,13 @@ fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> Exit
             return exit(EXIT_INVALID);
         }
     };
+    let plan = match RunPlan::resolve(spec, &PolicySources::from_env()) {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("error: the policy refuses this TaskSpec (nothing was run or recorded)\n{err}");
+            return exit(EXIT_INVALID);
+        }
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(err) => {
@@ -97,10 +133,11 @@ fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> Exit
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    rt.block_on(run_async(state, spec, json))
+    rt.block_on(run_async(state, plan, json))
 }
 
-async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitCode {
+async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCode {
+    let spec = &plan.spec;
     let engine = match Engine::start(state, local_actor()).await {
         Ok(engine) => engine,
         Err(err) => {
@@ -108,7 +145,7 @@ async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitC
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    let created = match engine.create_run(&spec) {
+    let created = match engine.create_run(&plan) {
         Ok(created) => created,
         Err(err) => {
             eprintln!("error: could not record the run: {}", error_chain(&err));
@@ -131,7 +168,7 @@ async fn run_async(state: &std::path::Path, spec: TaskSpec, json: bool) -> ExitC
         );
     }
     let run_id = created.run_id.clone();
-    let execution = engine.execute(Arc::new(spec), created);
+    let execution = engine.execute(Arc::new(plan.clone()), created);
     tokio::pin!(execution);
     let mut interrupted = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -6,6 +6,7 @@ use codencer_store::{Event, EventBody, RunTree};
 use tokio::sync::broadcast;
 
 use super::common::*;
+use crate::text::serde_name as name;
 use crate::result::RunResult;
 
 /// Prints one line per meaningful event to stderr until the channel closes.
@@ -220,14 +221,6 @@ pub fn draw_tree(tree: &RunTree) -> String {
         }
     }
     out
-}
-
-/// The serde (snake_case) name of a status or kind.
-pub fn name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn first_line(text: &str) -> &str {

@@ -70,8 +70,8 @@ fn full_spec_resolves_steps_with_task_defaults() {
             },
         ]
     );
-    assert_eq!(step.timeout, Duration::from_secs(5400));
-    assert_eq!(step.max_attempts, 2);
+    assert_eq!(step.timeout, Some(Duration::from_secs(5400)));
+    assert_eq!(step.max_attempts, Some(2));
     assert_eq!(step.constraints, vec!["keep api".to_string()]);
 }
 

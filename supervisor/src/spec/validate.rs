@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawFile, RawStep, RawValidator};
-use super::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, DEFAULT_VALIDATOR_TIMEOUT, StepSpec, TaskSpec,
-    ValidatorSpec, parse_duration,
-};
+use super::{DEFAULT_VALIDATOR_TIMEOUT, StepSpec, TaskSpec, ValidatorSpec, parse_duration};
 use crate::git;
 
 /// One problem in a TaskSpec.
@@ -227,12 +224,8 @@ pub(super) fn validate(
         );
     }
     c.executor("task.executor", 0, &task.executor);
-    let timeout = c
-        .duration("task.timeout", "timeout", 0, &task.timeout)
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let max_attempts = c
-        .attempts("task.max_attempts", 0, task.max_attempts)
-        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+    let timeout = c.duration("task.timeout", "timeout", 0, &task.timeout);
+    let max_attempts = c.attempts("task.max_attempts", 0, task.max_attempts);
     if let Some(policy) = &task.policy
         && !valid_name(policy)
     {
@@ -318,8 +311,8 @@ pub(super) fn validate_appended_step(
         allowed_paths: Vec::new(),
         forbidden_paths: Vec::new(),
         validators: Vec::new(),
-        timeout: DEFAULT_TIMEOUT,
-        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        timeout: None,
+        max_attempts: None,
     };
     let step = resolve_step(&mut c, &defaults, raw, "step", 0);
     if !c.errors.is_empty() {
@@ -357,10 +350,10 @@ fn resolve_step(
     };
     let timeout = c
         .duration(&format!("{field}.timeout"), "timeout", nth, &raw.timeout)
-        .unwrap_or(defaults.timeout);
+        .or(defaults.timeout);
     let max_attempts = c
         .attempts(&format!("{field}.max_attempts"), nth, raw.max_attempts)
-        .unwrap_or(defaults.max_attempts);
+        .or(defaults.max_attempts);
     let step = StepSpec {
         name: raw.name,
         goal: goal.unwrap_or_default(),

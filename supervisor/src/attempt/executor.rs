@@ -1,0 +1,103 @@
+//! The executor phase: prompt, invocation, the confined run, output artifacts, the report.
+
+use std::path::{Path, PathBuf};
+
+use codencer_adapters::{Outcome, PromptInput, render_prompt};
+use codencer_store::{ArtifactKind, AttemptStatus, EventBody};
+
+use super::{AttemptPlan, ExecPhase, Workspace, evidence};
+use crate::context::Context;
+use crate::launch::{self, ProcessRequest};
+use crate::supervisor_error::SupervisorError;
+
+pub(super) async fn run(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_>) -> Result<ExecPhase, SupervisorError> {
+    let step = &plan.step.spec;
+    let prompt = render_prompt(&PromptInput {
+        goal: &step.goal,
+        context: step.context.as_deref(),
+        constraints: &step.constraints,
+        acceptance: &step.acceptance,
+        allowed_paths: &step.allowed_paths,
+        forbidden_paths: &step.forbidden_paths,
+        attempt: plan.number,
+        feedback: plan.feedback,
+    });
+    let adapter = codencer_adapters::adapter(&step.executor)
+        .ok_or_else(|| SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor)))?;
+    let home = ws.scratch.join("home");
+    let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
+        prompt: &prompt,
+        worktree: ws.worktree,
+        attempt: plan.number,
+        command: step.command.as_deref(),
+        config_home: &home,
+        binary: None,
+        model: None,
+        model_base_url: None,
+    }) {
+        Ok(inv) => inv,
+        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
+    };
+    for (path, contents) in &invocation.files {
+        std::fs::write(path, contents).map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
+    }
+    let stdout = ws.scratch.join("executor.stdout");
+    let stderr = ws.scratch.join("executor.stderr");
+    let mut env = ws.env.clone();
+    for (k, v) in &invocation.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let request = ProcessRequest {
+        argv: invocation.argv.clone(),
+        env,
+        cwd: ws.worktree.to_path_buf(),
+        stdout: stdout.clone(),
+        stderr: Some(stderr.clone()),
+        wall: plan.step.wall(),
+        idle: plan.step.idle(),
+        output_limit: plan.step.output_limit(),
+        sandbox: ws.sandbox.clone(),
+    };
+    let mut cancel = ctx.cancel.clone();
+    let rec = ctx.recorder.clone();
+    let running_ids = ws.ids.clone();
+    let result = launch::run_process(&ctx.worker, &request, &mut cancel, move |pid| {
+        if let Err(err) = rec.append(&running_ids, EventBody::AttemptRunning { pid: Some(pid) }) {
+            tracing::error!(cause = %err, "could not record attempt.running");
+        }
+    })
+    .await;
+    // Output is recorded even when the process could not be supervised to its end.
+    ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ExecutorStdout, None, &touch(&stdout)?)?;
+    ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ExecutorStderr, None, &touch(&stderr)?)?;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Crashed, format!("executor could not run: {}", crate::text::error_chain(&err)))),
+    };
+    let sandbox_json = serde_json::to_vec_pretty(&outcome.report).unwrap_or_default();
+    ctx.recorder.artifact(&ws.ids, ArtifactKind::SandboxReport, None, &sandbox_json)?;
+    if let Some(refusal) = &outcome.report.setup_error {
+        // Fail closed: the sandbox could not be built as required, so nothing ran.
+        return Ok(ExecPhase::ended(AttemptStatus::Failed, format!("sandbox refused to start: {refusal}")));
+    }
+    let stdout_bytes = std::fs::read(&stdout).unwrap_or_default();
+    let report = adapter.parse(&stdout_bytes);
+    if report.outcome != Outcome::Unreported {
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        ctx.recorder.artifact(&ws.ids, ArtifactKind::ExecutorReport, None, &json)?;
+    }
+    let (status, reason) = evidence::executor_verdict(&outcome, &report, plan.step.wall());
+    let evidence = reason.as_ref().map(|why| evidence::from_executor(why, &stderr, &stdout));
+    Ok(ExecPhase { status, reason, exit: Some(outcome.exit), report, evidence })
+}
+
+/// Makes sure an output file exists (a process that never started wrote none).
+fn touch(path: &Path) -> Result<PathBuf, SupervisorError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| SupervisorError::io("create an output file", path, e))?;
+    Ok(path.to_path_buf())
+}
