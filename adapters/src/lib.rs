@@ -3,13 +3,24 @@
 //! Adapters never spawn processes: they return an [`Invocation`] that the worker runs.
 #![forbid(unsafe_code)]
 
+mod aider;
+mod antigravity;
+mod claude;
+mod codex;
+mod gemini;
+mod openclaw;
+mod opencode;
 mod prompt;
+mod qwen;
 mod registry;
 mod report;
 mod shell;
+mod stream;
 
 pub use prompt::{PromptInput, render_prompt};
-pub use registry::{Adapter, Detection, Invocation, InvocationRequest, adapter, adapters, detect};
+pub use registry::{
+    Adapter, Detection, Invocation, InvocationRequest, adapter, adapters, detect, require,
+};
 pub use report::{ExecutorReport, Outcome, ToolCall, Usage};
 
 /// Errors building an invocation.

@@ -29,8 +29,16 @@ pub fn render_prompt(input: &PromptInput<'_>) -> String {
     }
     section(&mut out, "Constraints", input.constraints);
     section(&mut out, "Acceptance criteria", input.acceptance);
-    section(&mut out, "You may only change these paths", input.allowed_paths);
-    section(&mut out, "You must not change these paths", input.forbidden_paths);
+    section(
+        &mut out,
+        "You may only change these paths",
+        input.allowed_paths,
+    );
+    section(
+        &mut out,
+        "You must not change these paths",
+        input.forbidden_paths,
+    );
     if !input.feedback.is_empty() {
         out.push_str(&format!(
             "\n# Earlier attempts failed (this is attempt {})\n",

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::{AdapterError, ExecutorReport, shell::Shell};
+use crate::{
+    AdapterError, ExecutorReport, aider::Aider, antigravity::Antigravity, claude::ClaudeCode,
+    codex::Codex, gemini::Gemini, openclaw::OpenClaw, opencode::OpenCode, qwen::Qwen, shell::Shell,
+};
 
 /// What an adapter needs to build the executor's command line.
 #[derive(Debug, Clone)]
@@ -22,6 +25,64 @@ pub struct InvocationRequest<'a> {
     pub config_home: &'a Path,
     /// The executor binary as detected (absolute path), when found.
     pub binary: Option<&'a Path>,
+    /// Base URL of an OpenAI-, Anthropic- or Gemini-compatible model server to use instead
+    /// of the vendor's API (an on-prem server, or the mock model server in tests), e.g.
+    /// `http://127.0.0.1:8080` (for OpenAI-style CLIs the adapter appends `/v1`).
+    pub model_base_url: Option<&'a str>,
+    /// Model name passed to the executor; the executor's default when `None`.
+    pub model: Option<&'a str>,
+}
+
+impl InvocationRequest<'_> {
+    /// argv\[0\]: the detected binary, else the adapter's binary name (looked up on PATH).
+    pub(crate) fn program(&self, name: &str) -> String {
+        self.binary
+            .map(|b| b.display().to_string())
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    pub(crate) fn home(&self) -> String {
+        self.config_home.display().to_string()
+    }
+
+    /// The base URL without a trailing slash, with `/v1` appended when it has no path.
+    pub(crate) fn openai_base(&self) -> Option<String> {
+        self.model_base_url.map(|url| {
+            let url = url.trim_end_matches('/');
+            let has_path = url
+                .split_once("://")
+                .map(|(_, rest)| rest.contains('/'))
+                .unwrap_or(false);
+            if has_path {
+                url.to_string()
+            } else {
+                format!("{url}/v1")
+            }
+        })
+    }
+}
+
+/// The request the adapters' invocation snapshots are taken with.
+#[cfg(test)]
+pub(crate) fn sample_request() -> InvocationRequest<'static> {
+    InvocationRequest {
+        prompt: "# Task\n\nFix it.\n",
+        worktree: Path::new("/wt"),
+        attempt: 1,
+        command: None,
+        config_home: Path::new("/home/codencer"),
+        binary: Some(Path::new("/opt/bin/exe")),
+        model_base_url: Some("http://127.0.0.1:9000/"),
+        model: Some("mock-model"),
+    }
+}
+
+/// `(name, value)` pairs as owned strings.
+pub(crate) fn env_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A headless command line for one attempt. The worker runs it; the adapter never does.
@@ -31,7 +92,9 @@ pub struct Invocation {
     /// Variables set for the executor, on top of what policy passes.
     pub env: Vec<(String, String)>,
     /// Files to write before the executor starts (path, contents), e.g. a config file in
-    /// the private config home or the task file for CLIs that read one.
+    /// the private config home or the task file for CLIs that read one. Paths are absolute,
+    /// under the config home; the writer creates missing parent directories (gemini's
+    /// settings live in `<config home>/.gemini/`).
     pub files: Vec<(PathBuf, Vec<u8>)>,
 }
 
@@ -59,8 +122,20 @@ pub trait Adapter: Send + Sync {
     fn parse(&self, stdout: &[u8]) -> ExecutorReport;
 }
 
-static SHELL: Shell = Shell;
-static ADAPTERS: &[&dyn Adapter] = &[&SHELL];
+/// The registry, in a stable order: the real executors in the order of
+/// docs/executors.md, the experimental one after them, and `shell` (the scripted test
+/// executor) last.
+static ADAPTERS: &[&dyn Adapter] = &[
+    &ClaudeCode,
+    &Codex,
+    &Gemini,
+    &Qwen,
+    &OpenCode,
+    &Aider,
+    &OpenClaw,
+    &Antigravity,
+    &Shell,
+];
 
 /// Every known adapter, in a stable order.
 pub fn adapters() -> &'static [&'static dyn Adapter] {
@@ -99,4 +174,18 @@ pub fn detect(adapter: &dyn Adapter, search_path: Option<&OsStr>) -> Detection {
         experimental: adapter.experimental(),
         install: adapter.install_hint(),
     }
+}
+
+/// The adapter's binary, or [`AdapterError::NotInstalled`] naming the install command.
+pub fn require(
+    adapter: &dyn Adapter,
+    search_path: Option<&OsStr>,
+) -> Result<PathBuf, AdapterError> {
+    detect(adapter, search_path)
+        .path
+        .ok_or_else(|| AdapterError::NotInstalled {
+            executor: adapter.name().to_string(),
+            binary: adapter.binary().to_string(),
+            install: adapter.install_hint().to_string(),
+        })
 }

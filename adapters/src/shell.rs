@@ -66,6 +66,8 @@ mod tests {
             command,
             config_home: Path::new("/home/codencer"),
             binary: None,
+            model_base_url: None,
+            model: None,
         }
     }
 

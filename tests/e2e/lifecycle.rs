@@ -65,12 +65,10 @@ fn max_attempts_exhausted_fails() {
     let step = &result["steps"][0];
     assert_eq!(step["status"], "failed");
     assert_eq!(step["attempts"], 2);
+    let reason = step["reason"].as_str().unwrap();
     assert!(
-        step["reason"]
-            .as_str()
-            .unwrap()
-            .contains("all 2 attempt(s) failed"),
-        "{step}"
+        reason.starts_with("2 of at most 2 attempt(s) made, none passed; last: attempt 2 failed: validation failed: false-1"),
+        "{reason}"
     );
     assert_eq!(step["validations"][0]["status"], "failed");
     assert_eq!(step["validations"][0]["exit_code"], 1);
