@@ -69,15 +69,27 @@ pub(crate) struct ExecPhase {
 
 impl ExecPhase {
     fn ended(status: AttemptStatus, reason: String) -> ExecPhase {
-        ExecPhase { status: Some(status), evidence: Some(reason.clone()), reason: Some(reason), exit: None, report: ExecutorReport::unreported() }
+        ExecPhase {
+            status: Some(status),
+            evidence: Some(reason.clone()),
+            reason: Some(reason),
+            exit: None,
+            report: ExecutorReport::unreported(),
+        }
     }
 }
 
-pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result<AttemptResult, SupervisorError> {
+pub(crate) async fn run_attempt(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+) -> Result<AttemptResult, SupervisorError> {
     let started = Instant::now();
     let attempt_id = codencer_store::new_id();
     let ids = Ids::attempt(plan.run_id, plan.step_id, &attempt_id);
-    let branch = format!("codencer/{}/{}/{}", plan.run_id, plan.step_index, plan.number);
+    let branch = format!(
+        "codencer/{}/{}/{}",
+        plan.run_id, plan.step_index, plan.number
+    );
     let worktree = ctx.worktree_dir(plan.run_id, plan.step_index, plan.number);
     let scratch = ctx.scratch_dir(&attempt_id)?;
     let rec = &ctx.recorder;
@@ -91,17 +103,35 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
             base_commit: plan.base_commit.to_string(),
         },
     )?;
-    let crashed = |reason: String| complete(ctx, &ids, AttemptStatus::Crashed, None, Some(reason.clone()), None, &ExecutorReport::unreported(), started).map(|()| reason);
+    let crashed = |reason: String| {
+        complete(
+            ctx,
+            &ids,
+            AttemptStatus::Crashed,
+            None,
+            Some(reason.clone()),
+            None,
+            &ExecutorReport::unreported(),
+            started,
+        )
+        .map(|()| reason)
+    };
 
     if let Some(parent) = worktree.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
     }
     let git_dir = match prepare_worktree(plan, &worktree, &branch).await {
         Ok(dir) => dir,
-        Err(err) => return Err(SupervisorError::Infrastructure(crashed(format!("could not create the worktree: {err}"))?)),
+        Err(err) => {
+            return Err(SupervisorError::Infrastructure(crashed(format!(
+                "could not create the worktree: {err}"
+            ))?));
+        }
     };
     let home = scratch.join("home");
-    std::fs::create_dir_all(&home).map_err(|e| SupervisorError::io("create the executor's home", &home, e))?;
+    std::fs::create_dir_all(&home)
+        .map_err(|e| SupervisorError::io("create the executor's home", &home, e))?;
     let ws = Workspace {
         sandbox: ctx.sandbox_spec(&worktree, &git_dir, &home, &plan.step.policy),
         env: ctx.base_env(&home, &plan.step.policy),
@@ -111,31 +141,64 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
     };
 
     let policy = plan.step.policy.clone();
-    let exec = match ctx.policy_check(PolicyCheck::Admission { ids: ids.clone(), policy: policy.clone() }).await? {
-        PolicyVerdict::Deny(reason) => ExecPhase::ended(AttemptStatus::Failed, format!("refused by policy: {reason}")),
-        PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_) => executor::run(ctx, plan, &ws).await?,
+    let exec = match ctx
+        .policy_check(PolicyCheck::Admission {
+            ids: ids.clone(),
+            policy: policy.clone(),
+        })
+        .await?
+    {
+        PolicyVerdict::Deny(reason) => ExecPhase::ended(
+            AttemptStatus::Failed,
+            format!("refused by policy: {reason}"),
+        ),
+        PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_) => {
+            executor::run(ctx, plan, &ws).await?
+        }
     };
 
     // Capture whatever the executor did, whatever happened to it, before anything else.
-    let message = format!("codencer: run {} step {} attempt {}", plan.run_id, plan.step_index, plan.number);
+    let message = format!(
+        "codencer: run {} step {} attempt {}",
+        plan.run_id, plan.step_index, plan.number
+    );
     let capture = match git::capture(&worktree, plan.repo, plan.base_commit, &message).await {
         Ok(capture) => capture,
         Err(err) => {
             let reason = format!("could not capture the worktree's changes: {err}");
-            complete(ctx, &ids, AttemptStatus::Crashed, exec.exit, Some(reason.clone()), None, &exec.report, started)?;
+            complete(
+                ctx,
+                &ids,
+                AttemptStatus::Crashed,
+                exec.exit,
+                Some(reason.clone()),
+                None,
+                &exec.report,
+                started,
+            )?;
             return Err(SupervisorError::Infrastructure(reason));
         }
     };
     rec.artifact(&ids, ArtifactKind::Diff, None, &capture.diff)?;
     let files_json = serde_json::to_vec(&capture.files).unwrap_or_default();
     rec.artifact(&ids, ArtifactKind::ChangedFiles, None, &files_json)?;
-    let changes = ChangeSummary { files: capture.files.clone(), insertions: capture.insertions, deletions: capture.deletions };
+    let changes = ChangeSummary {
+        files: capture.files.clone(),
+        insertions: capture.insertions,
+        deletions: capture.deletions,
+    };
 
     let mut status = exec.status;
     let mut reason = exec.reason.clone();
     let mut evidence = exec.evidence.clone();
     if status.is_none()
-        && let PolicyVerdict::Deny(why) = ctx.policy_check(PolicyCheck::PostExec { ids: ids.clone(), policy: policy.clone(), changes: changes.clone() }).await?
+        && let PolicyVerdict::Deny(why) = ctx
+            .policy_check(PolicyCheck::PostExec {
+                ids: ids.clone(),
+                policy: policy.clone(),
+                changes: changes.clone(),
+            })
+            .await?
     {
         status = Some(AttemptStatus::Failed);
         reason = Some(format!("policy: {why}"));
@@ -157,23 +220,53 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
         validators::skip_all(ctx, &ids, plan)?;
     }
 
-    let mut awaiting_approval = false;
-    let gate_verdict = ctx.policy_check(PolicyCheck::Gates { ids: ids.clone(), policy, changes, validations }).await?;
+    let mut approval: Option<String> = None;
+    let gate_verdict = ctx
+        .policy_check(PolicyCheck::Gates {
+            ids: ids.clone(),
+            policy,
+            changes,
+            validations,
+        })
+        .await?;
     let (gate_status, gate_reason) = match (&status, &gate_verdict) {
-        (Some(s), _) => (GateStatus::Failed, format!("attempt ended {} before the gates", s.as_str())),
+        (Some(s), _) => (
+            GateStatus::Failed,
+            format!("attempt ended {} before the gates", s.as_str()),
+        ),
         (None, PolicyVerdict::Admit) => (GateStatus::Passed, "every gate passed".to_string()),
         (None, PolicyVerdict::Deny(why)) => (GateStatus::Failed, why.clone()),
-        (None, PolicyVerdict::NeedsApproval(_)) if !failed_validations.is_empty() => (GateStatus::Failed, "validation failed".to_string()),
+        (None, PolicyVerdict::NeedsApproval(_)) if !failed_validations.is_empty() => {
+            (GateStatus::Failed, "validation failed".to_string())
+        }
         (None, PolicyVerdict::NeedsApproval(why)) => {
-            awaiting_approval = true;
-            (GateStatus::Passed, format!("passed; approval required: {why}"))
+            approval = Some(why.clone());
+            (
+                GateStatus::Passed,
+                "every automatic gate passed; a person must approve".to_string(),
+            )
         }
     };
-    rec.append(&ids, EventBody::GateDecided { gate_id: codencer_store::new_id(), name: "policy".into(), status: gate_status, reason: Some(gate_reason.clone()) })?;
+    rec.append(
+        &ids,
+        EventBody::GateDecided {
+            gate_id: codencer_store::new_id(),
+            name: "policy".into(),
+            status: gate_status,
+            reason: Some(gate_reason.clone()),
+        },
+    )?;
     let validation_failed = status.is_none() && !failed_validations.is_empty();
     if validation_failed {
         status = Some(AttemptStatus::Failed);
-        reason = Some(format!("validation failed: {}", failed_validations.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")));
+        reason = Some(format!(
+            "validation failed: {}",
+            failed_validations
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         evidence = Some(evidence::from_validations(&failed_validations));
     } else if status.is_none() && gate_status == GateStatus::Failed {
         status = Some(AttemptStatus::Failed);
@@ -181,17 +274,53 @@ pub(crate) async fn run_attempt(ctx: &Context, plan: &AttemptPlan<'_>) -> Result
         evidence = Some(format!("A gate refused the change: {gate_reason}"));
     }
     let status = status.unwrap_or(AttemptStatus::Passed);
-    if awaiting_approval {
-        rec.append(&ids, EventBody::GateOpened { gate_id: codencer_store::new_id(), name: "approval".into(), reason: gate_reason.clone() })?;
+    let awaiting_approval = approval.is_some() && status == AttemptStatus::Passed;
+    if let (true, Some(why)) = (awaiting_approval, &approval) {
+        rec.append(
+            &ids,
+            EventBody::GateOpened {
+                gate_id: codencer_store::new_id(),
+                name: "approval".into(),
+                reason: why.clone(),
+            },
+        )?;
     }
-    let recorded_changes = Changes { commit: capture.commit.clone(), files: capture.files, insertions: capture.insertions, deletions: capture.deletions };
-    let reason = if awaiting_approval { Some(format!("approval required: {gate_reason}")) } else { reason };
-    complete(ctx, &ids, status, exec.exit, reason.clone(), Some(&recorded_changes), &exec.report, started)?;
-    Ok(AttemptResult { status, reason, commit: capture.commit, evidence, validation_failed, awaiting_approval })
+    let recorded_changes = Changes {
+        commit: capture.commit.clone(),
+        files: capture.files,
+        insertions: capture.insertions,
+        deletions: capture.deletions,
+    };
+    let reason = match (awaiting_approval, approval) {
+        (true, Some(why)) => Some(format!("approval required: {why}")),
+        _ => reason,
+    };
+    complete(
+        ctx,
+        &ids,
+        status,
+        exec.exit,
+        reason.clone(),
+        Some(&recorded_changes),
+        &exec.report,
+        started,
+    )?;
+    Ok(AttemptResult {
+        status,
+        reason,
+        commit: capture.commit,
+        evidence,
+        validation_failed,
+        awaiting_approval,
+    })
 }
 
 /// Adds the attempt's worktree; returns the repository's common git dir (the sandbox needs it).
-async fn prepare_worktree(plan: &AttemptPlan<'_>, worktree: &Path, branch: &str) -> Result<std::path::PathBuf, git::GitError> {
+async fn prepare_worktree(
+    plan: &AttemptPlan<'_>,
+    worktree: &Path,
+    branch: &str,
+) -> Result<std::path::PathBuf, git::GitError> {
     git::add_worktree(plan.repo, worktree, branch, plan.base_commit).await?;
     git::common_dir(plan.repo).await
 }
@@ -215,7 +344,11 @@ fn complete(
     report: &ExecutorReport,
     started: Instant,
 ) -> Result<(), SupervisorError> {
-    let usage = report.usage.as_ref().map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: u.cost_usd });
+    let usage = report.usage.as_ref().map(|u| Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd: u.cost_usd,
+    });
     ctx.recorder.append(
         ids,
         EventBody::AttemptCompleted {

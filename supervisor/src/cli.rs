@@ -4,6 +4,7 @@
 mod codencer;
 mod common;
 mod ctl;
+mod gates;
 mod policy;
 mod render;
 

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use codencer_policy::{Enforcement as PolicyEnforcement, EffectivePolicy, HostLayers, NetworkMode, SandboxLayer};
+use codencer_policy::{
+    EffectivePolicy, Enforcement as PolicyEnforcement, HostLayers, NetworkMode, SandboxLayer,
+};
 use codencer_sandbox::{Enforcement, HostReport, Layer, Limits, NetworkSpec, SandboxSpec};
 use ractor::ActorRef;
 use tokio::sync::watch;
@@ -29,7 +31,9 @@ pub fn worker_binary() -> Result<PathBuf, SupervisorError> {
     if let Some(path) = std::env::var_os("CODENCER_WORKER").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let exe = std::env::current_exe().map_err(|e| SupervisorError::io("find the running binary", Path::new("/proc/self/exe"), e))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        SupervisorError::io("find the running binary", Path::new("/proc/self/exe"), e)
+    })?;
     let worker = exe.with_file_name("codencer-worker");
     if !worker.exists() {
         return Err(SupervisorError::Infrastructure(format!(
@@ -91,7 +95,8 @@ impl Context {
     /// Per-attempt scratch space outside the worktree (output files, private home).
     pub fn scratch_dir(&self, attempt_id: &str) -> Result<PathBuf, SupervisorError> {
         let dir = self.state_dir.join("attempts").join(attempt_id);
-        std::fs::create_dir_all(&dir).map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SupervisorError::io("create the attempt's scratch directory", &dir, e))?;
         Ok(dir)
     }
 
@@ -99,7 +104,10 @@ impl Context {
     /// but a standard PATH, locale and the variables policy passes; a private HOME.
     pub fn base_env(&self, home: &Path, policy: &EffectivePolicy) -> Vec<(String, String)> {
         let mut env = vec![
-            ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+            (
+                "PATH".to_string(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            ),
             ("HOME".to_string(), home.display().to_string()),
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("TERM".to_string(), "dumb".to_string()),
@@ -120,7 +128,13 @@ impl Context {
     }
 
     /// The confinement of an attempt's processes, from its effective policy.
-    pub fn sandbox_spec(&self, worktree: &Path, git_dir: &Path, home: &Path, policy: &EffectivePolicy) -> SandboxSpec {
+    pub fn sandbox_spec(
+        &self,
+        worktree: &Path,
+        git_dir: &Path,
+        home: &Path,
+        policy: &EffectivePolicy,
+    ) -> SandboxSpec {
         let values = policy.values();
         let mut read_write = values.filesystem.read_write.clone();
         read_write.push(home.to_path_buf());
@@ -141,7 +155,11 @@ impl Context {
                 open_files: values.limits.open_files,
                 file_size_bytes: values.limits.output,
             },
-            required: values.required_layers.iter().filter_map(|l| sandbox_layer(*l)).collect(),
+            required: values
+                .required_layers
+                .iter()
+                .filter_map(|l| sandbox_layer(*l))
+                .collect(),
             strict: values.strict,
             ..SandboxSpec::new(worktree)
         }

@@ -12,8 +12,8 @@ use crate::actors::policy::{PolicyActor, PolicyArgs};
 use crate::actors::root::{RootActor, RootMsg};
 use crate::actors::run::{RunArgs, RunOutcome};
 use crate::context::Context;
-use crate::record::{Ids, Recorder};
 use crate::plan::RunPlan;
+use crate::record::{Ids, Recorder};
 use crate::supervisor_error::SupervisorError;
 
 /// A run as created in the record, not yet started.
@@ -34,15 +34,25 @@ pub struct Engine {
 impl Engine {
     /// Opens the store in `state_dir` and starts the actors.
     pub async fn start(state_dir: &Path, actor: String) -> Result<Engine, SupervisorError> {
+        // Git resolves worktree paths against the repository, not our working directory.
+        let state_dir = &std::path::absolute(state_dir)
+            .map_err(|e| SupervisorError::io("resolve the state directory", state_dir, e))?;
         std::fs::create_dir_all(state_dir)
             .map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
         let store = Arc::new(Store::open(state_dir)?);
         let recorder = Recorder::new(store, actor);
         let worker = crate::context::worker_binary()?;
         let host = crate::context::host_layers(&codencer_sandbox::probe_host());
-        let (policy, _) = Actor::spawn(None, PolicyActor, PolicyArgs { recorder: Arc::new(recorder.clone()), host })
-            .await
-            .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
+        let (policy, _) = Actor::spawn(
+            None,
+            PolicyActor,
+            PolicyArgs {
+                recorder: Arc::new(recorder.clone()),
+                host,
+            },
+        )
+        .await
+        .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
         let (cancel, cancel_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             recorder,
@@ -128,19 +138,37 @@ impl Engine {
                 let reason = format!("cannot resolve base `{}`: {err}", spec.base);
                 self.ctx.recorder.append(
                     &Ids::run(&run.run_id),
-                    EventBody::RunCompleted { status: codencer_store::RunStatus::Failed, reason: Some(reason.clone()) },
+                    EventBody::RunCompleted {
+                        status: codencer_store::RunStatus::Failed,
+                        reason: Some(reason.clone()),
+                    },
                 )?;
                 return Err(SupervisorError::Infrastructure(reason));
             }
         };
+        let base = spec.base.clone();
+        self.launch(plan, run, 0, false, base, base_commit).await
+    }
+
+    /// Hands a run to the supervision tree and waits for its outcome.
+    pub(crate) async fn launch(
+        &self,
+        plan: Arc<RunPlan>,
+        run: CreatedRun,
+        first_step: usize,
+        resumed: bool,
+        base: String,
+        base_commit: String,
+    ) -> Result<RunOutcome, SupervisorError> {
         let (done, wait) = oneshot::channel();
         let args = RunArgs {
             ctx: self.ctx.clone(),
             run_id: run.run_id.clone(),
-            base: spec.base.clone(),
-            plan: plan.clone(),
+            base,
+            plan,
             step_ids: run.step_ids,
-            first_step: 0,
+            first_step,
+            resumed,
             base_commit,
             done: Some(done),
         };

@@ -100,24 +100,40 @@ pub async fn run_process(
     let out_file = open_output(&req.stdout)?;
     let err_file = match &req.stderr {
         Some(path) => open_output(path)?,
-        None => out_file.try_clone().map_err(|source| output_err(&req.stdout, source))?,
+        None => out_file
+            .try_clone()
+            .map_err(|source| output_err(&req.stdout, source))?,
     };
     let (out_r, out_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
     let (err_r, err_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
-    let spec = ExecSpec { argv: req.argv.clone(), cwd: req.cwd.clone(), env: req.env.clone(), sandbox: req.sandbox.clone() };
+    let spec = ExecSpec {
+        argv: req.argv.clone(),
+        cwd: req.cwd.clone(),
+        env: req.env.clone(),
+        sandbox: req.sandbox.clone(),
+    };
     let started = Instant::now();
     // The write ends move into the worker; once it and its sandbox are gone, the readers see EOF.
-    let handle = codencer_sandbox::spawn_worker(worker, &spec, Stdio::from(out_w), Stdio::from(err_w))
-        .map_err(|source| LaunchError::Spawn { worker: worker.display().to_string(), source })?;
+    let handle =
+        codencer_sandbox::spawn_worker(worker, &spec, Stdio::from(out_w), Stdio::from(err_w))
+            .map_err(|source| LaunchError::Spawn {
+                worker: worker.display().to_string(),
+                source,
+            })?;
     on_start(handle.pid());
     let killer = handle.killer();
 
     let activity = Arc::new(Activity::default());
-    let readers = [pump(out_r, out_file, activity.clone(), started), pump(err_r, err_file, activity.clone(), started)];
+    let readers = [
+        pump(out_r, out_file, activity.clone(), started),
+        pump(err_r, err_file, activity.clone(), started),
+    ];
     let mut wait = tokio::task::spawn_blocking(move || handle.wait());
 
     let deadline = tokio::time::Instant::from_std(started + req.wall);
-    let tick = req.idle.map_or(Duration::from_millis(250), |i| (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)));
+    let tick = req.idle.map_or(Duration::from_millis(250), |i| {
+        (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250))
+    });
     let mut ending = Ending::Exited;
     let waited = loop {
         tokio::select! {
@@ -153,18 +169,40 @@ pub async fn run_process(
     let report = match waited {
         Ok(Ok(report)) => report,
         Ok(Err(err)) => return Err(LaunchError::Worker(err)),
-        Err(join) => return Err(LaunchError::Worker(codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)))),
+        Err(join) => {
+            return Err(LaunchError::Worker(
+                codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)),
+            ));
+        }
     };
     let exit = match &report.exit {
-        Some(ExitStatus::Exited { code }) => ProcessExit { code: Some(*code), signal: None },
-        Some(ExitStatus::Signaled { signal, .. }) => ProcessExit { code: None, signal: Some(*signal) },
-        None => ProcessExit { code: None, signal: None },
+        Some(ExitStatus::Exited { code }) => ProcessExit {
+            code: Some(*code),
+            signal: None,
+        },
+        Some(ExitStatus::Signaled { signal, .. }) => ProcessExit {
+            code: None,
+            signal: Some(*signal),
+        },
+        None => ProcessExit {
+            code: None,
+            signal: None,
+        },
     };
-    Ok(ProcessOutcome { exit, ending, duration: started.elapsed(), output_bytes: activity.bytes.load(Ordering::Relaxed), report })
+    Ok(ProcessOutcome {
+        exit,
+        ending,
+        duration: started.elapsed(),
+        output_bytes: activity.bytes.load(Ordering::Relaxed),
+        report,
+    })
 }
 
 fn output_err(path: &Path, source: std::io::Error) -> LaunchError {
-    LaunchError::Output { path: path.display().to_string(), source }
+    LaunchError::Output {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn open_output(path: &Path) -> Result<std::fs::File, LaunchError> {
@@ -189,7 +227,9 @@ fn pump(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     activity.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    activity.last_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    activity
+                        .last_ms
+                        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                     // Output past a disk error is lost; the limit and the kill still apply.
                     let _ = to.write_all(&buf[..n]);
                 }

@@ -35,13 +35,21 @@ impl RunPlan {
     }
 
     /// A step appended to an open run, under the same sources.
-    pub fn resolve_step(&self, step: StepSpec, sources: &PolicySources) -> Result<StepPlan, PolicyError> {
+    pub fn resolve_step(
+        &self,
+        step: StepSpec,
+        sources: &PolicySources,
+    ) -> Result<StepPlan, PolicyError> {
         StepPlan::resolve(&self.spec, step, sources)
     }
 }
 
 impl StepPlan {
-    fn resolve(task: &TaskSpec, step: StepSpec, sources: &PolicySources) -> Result<StepPlan, PolicyError> {
+    fn resolve(
+        task: &TaskSpec,
+        step: StepSpec,
+        sources: &PolicySources,
+    ) -> Result<StepPlan, PolicyError> {
         let mut policy = codencer_policy::load(sources, &step.executor, task.policy.as_deref())?;
         policy.narrow(&TaskNarrowing {
             source: task.origin.clone(),
@@ -51,7 +59,10 @@ impl StepPlan {
             max_attempts: step.max_attempts.map(u64::from),
             ..TaskNarrowing::default()
         })?;
-        Ok(StepPlan { spec: step, policy: Arc::new(policy) })
+        Ok(StepPlan {
+            spec: step,
+            policy: Arc::new(policy),
+        })
     }
 
     /// Wall time of one attempt.
@@ -70,6 +81,8 @@ impl StepPlan {
     }
 
     pub fn max_attempts(&self) -> u32 {
-        u32::try_from(self.policy.values().retry.max_attempts).unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1)
+        u32::try_from(self.policy.values().retry.max_attempts)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+            .max(1)
     }
 }

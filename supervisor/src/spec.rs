@@ -93,6 +93,18 @@ impl TaskSpec {
         validate::validate(raw, text, origin, base_dir)
     }
 
+    /// Re-reads the TaskSpec recorded for a run, with the workspace the run recorded (a
+    /// relative workspace in the text no longer resolves against anything).
+    pub fn parse_recorded(
+        text: &str,
+        origin: &str,
+        workspace: &Path,
+    ) -> Result<TaskSpec, SpecErrors> {
+        let mut raw = raw::parse(text, origin)?;
+        raw.task.workspace = workspace.display().to_string();
+        validate::validate(raw, text, origin, Path::new("/"))
+    }
+
     /// A step appended later (by a planner through the API), validated against this task.
     pub fn parse_step(&self, text: &str, origin: &str) -> Result<StepSpec, SpecErrors> {
         let raw = raw::parse_step(text, origin)?;
@@ -137,7 +149,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 mod opt_duration_secs {
     use std::time::Duration;
 
-    pub(super) fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_some(&d.as_secs_f64()),
             None => s.serialize_none(),

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use codencer_tests::{Sandbox, bin, git};
+use codencer_tests::{Sandbox, git};
 
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -31,9 +31,8 @@ fn ctrl_c_kills_the_attempt_and_keeps_the_record() {
             sb.repo().display()
         ),
     );
-    let mut child = Command::new(bin("codencer"))
-        .arg("--state-dir")
-        .arg(sb.state())
+    let child = sb
+        .command("codencer")
         .arg("run")
         .arg(&spec)
         .stdout(Stdio::piped())

@@ -1,7 +1,11 @@
 //! End-to-end: the real `codencer` and `orchestratorctl` binaries against throwaway repos.
 
+// Helpers of tests panic on unexpected shapes, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod interrupt;
 mod lifecycle;
+mod policy;
 mod record;
 mod spec_errors;
 mod worktrees;

@@ -37,9 +37,17 @@ fn ctl_lists_shows_and_draws_runs() {
     );
     assert!(tree.contains("validation test-1 [passed] exit=0"), "{tree}");
     // The step's ResultSpec is itself recorded, and is what the run's result reports.
-    let tree: serde_json::Value = serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
-    let recorded = tree["steps"][0]["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "resultspec").unwrap();
-    let text = sb.ctl(&["artifacts", "get", recorded["id"].as_str().unwrap()]).stdout;
+    let tree: serde_json::Value =
+        serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
+    let recorded = tree["steps"][0]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "resultspec")
+        .unwrap();
+    let text = sb
+        .ctl(&["artifacts", "get", recorded["id"].as_str().unwrap()])
+        .stdout;
     let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(spec, result["steps"][0]);
     let missing = sb.ctl(&["runs", "show", "nope"]);

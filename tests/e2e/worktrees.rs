@@ -1,8 +1,6 @@
 //! Worktrees: untracked files in the diff, the user's checkout untouched, concurrent runs.
 
-use std::process::Command;
-
-use codencer_tests::{Sandbox, bin, git};
+use codencer_tests::{Sandbox, git};
 
 #[test]
 fn diff_includes_untracked_files() {
@@ -95,9 +93,7 @@ fn two_concurrent_runs_on_one_repo() {
     let children: Vec<_> = specs
         .iter()
         .map(|spec| {
-            Command::new(bin("codencer"))
-                .arg("--state-dir")
-                .arg(sb.state())
+            sb.command("codencer")
                 .args(["run", "--json"])
                 .arg(spec)
                 .stdout(std::process::Stdio::piped())

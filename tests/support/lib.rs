@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end suites: locating the built binaries, throwaway git
 //! repositories, and running the command lines.
 #![forbid(unsafe_code)]
+// Test support: a setup step that fails must abort the test, with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -75,20 +77,35 @@ impl Sandbox {
         path
     }
 
+    /// The operator's policy directory for this test (`$CODENCER_CONFIG/policy`), so tests
+    /// never read the real operator's files.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.path().join("config").join("policy")
+    }
+
+    /// Writes an operator policy file.
+    pub fn policy(&self, name: &str, text: &str) {
+        std::fs::create_dir_all(self.policy_dir()).expect("mkdir policy");
+        std::fs::write(self.policy_dir().join(name), text).expect("write policy");
+    }
+
+    /// A command for one of the binaries, with this sandbox's state and config.
+    pub fn command(&self, binary: &str) -> Command {
+        let mut cmd = Command::new(bin(binary));
+        cmd.env("CODENCER_CONFIG", self.dir.path().join("config"))
+            .arg("--state-dir")
+            .arg(self.state());
+        cmd
+    }
+
     /// `codencer --state-dir <state> args...`
     pub fn codencer(&self, args: &[&str]) -> Run {
-        run(Command::new(bin("codencer"))
-            .arg("--state-dir")
-            .arg(self.state())
-            .args(args))
+        run(self.command("codencer").args(args))
     }
 
     /// `orchestratorctl --state-dir <state> args...`
     pub fn ctl(&self, args: &[&str]) -> Run {
-        run(Command::new(bin("orchestratorctl"))
-            .arg("--state-dir")
-            .arg(self.state())
-            .args(args))
+        run(self.command("orchestratorctl").args(args))
     }
 
     /// `codencer run --json <spec>`, parsed.

@@ -17,13 +17,30 @@ use crate::record::{Ids, Recorder};
 #[derive(Debug, Clone)]
 pub enum PolicyCheck {
     /// May this attempt start on this host? Records the effective policy as an artifact.
-    Admission { ids: Ids, policy: Arc<EffectivePolicy> },
+    Admission {
+        ids: Ids,
+        policy: Arc<EffectivePolicy>,
+    },
     /// Is what the executor changed acceptable?
-    PostExec { ids: Ids, policy: Arc<EffectivePolicy>, changes: ChangeSummary },
+    PostExec {
+        ids: Ids,
+        policy: Arc<EffectivePolicy>,
+        changes: ChangeSummary,
+    },
     /// Gate verdicts once validators ran.
-    Gates { ids: Ids, policy: Arc<EffectivePolicy>, changes: ChangeSummary, validations: ValidationSummary },
+    Gates {
+        ids: Ids,
+        policy: Arc<EffectivePolicy>,
+        changes: ChangeSummary,
+        validations: ValidationSummary,
+    },
     /// May the step try again after this failure?
-    Retry { ids: Ids, policy: Arc<EffectivePolicy>, failure: FailureKind, attempts_made: u64 },
+    Retry {
+        ids: Ids,
+        policy: Arc<EffectivePolicy>,
+        failure: FailureKind,
+        attempts_made: u64,
+    },
 }
 
 /// The answer.
@@ -54,11 +71,20 @@ impl Actor for PolicyActor {
     type State = PolicyArgs;
     type Arguments = PolicyArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<PolicyMsg>, args: PolicyArgs) -> Result<PolicyArgs, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<PolicyMsg>,
+        args: PolicyArgs,
+    ) -> Result<PolicyArgs, ActorProcessingErr> {
         Ok(args)
     }
 
-    async fn handle(&self, _myself: ActorRef<PolicyMsg>, msg: PolicyMsg, state: &mut PolicyArgs) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<PolicyMsg>,
+        msg: PolicyMsg,
+        state: &mut PolicyArgs,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             PolicyMsg::Check(check, reply) => {
                 let verdict = decide(state, &check)?;
@@ -77,15 +103,46 @@ fn decide(state: &PolicyArgs, check: &PolicyCheck) -> Result<PolicyVerdict, Acto
             let explanation = codencer_policy::explain(policy);
             let json = serde_json::to_vec_pretty(&explanation)?;
             rec.artifact(ids, ArtifactKind::Policy, Some(policy.executor()), &json)?;
-            (ids, "admission", codencer_policy::admit(policy, &state.host))
+            (
+                ids,
+                "admission",
+                codencer_policy::admit(policy, &state.host),
+            )
         }
-        PolicyCheck::PostExec { ids, policy, changes } => (ids, "post_exec", codencer_policy::check_changes(policy, changes)),
-        PolicyCheck::Gates { ids, policy, changes, validations } => {
-            (ids, "gates", codencer_policy::gate_verdicts(policy, changes, *validations))
-        }
-        PolicyCheck::Retry { ids, policy, failure, attempts_made } => {
+        PolicyCheck::PostExec {
+            ids,
+            policy,
+            changes,
+        } => (
+            ids,
+            "post_exec",
+            codencer_policy::check_changes(policy, changes),
+        ),
+        PolicyCheck::Gates {
+            ids,
+            policy,
+            changes,
+            validations,
+        } => (
+            ids,
+            "gates",
+            codencer_policy::gate_verdicts(policy, changes, *validations),
+        ),
+        PolicyCheck::Retry {
+            ids,
+            policy,
+            failure,
+            attempts_made,
+        } => {
             let decision = codencer_policy::retry_allowed(policy, *failure, *attempts_made);
-            (ids, "retry", Evaluation { verdict: decision.verdict, decisions: vec![decision] })
+            (
+                ids,
+                "retry",
+                Evaluation {
+                    verdict: decision.verdict,
+                    decisions: vec![decision],
+                },
+            )
         }
     };
     let events = evaluation
@@ -117,7 +174,9 @@ fn decide(state: &PolicyArgs, check: &PolicyCheck) -> Result<PolicyVerdict, Acto
         Verdict::Allow => PolicyVerdict::Admit,
         Verdict::NeedsApproval => PolicyVerdict::NeedsApproval(reasons(Verdict::NeedsApproval)),
         Verdict::Deny => PolicyVerdict::Deny(reasons(Verdict::Deny)),
-        _ => PolicyVerdict::Deny("the policy returned a verdict this supervisor does not know".to_string()),
+        _ => PolicyVerdict::Deny(
+            "the policy returned a verdict this supervisor does not know".to_string(),
+        ),
     })
 }
 

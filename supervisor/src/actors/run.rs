@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 
 use super::step::{StepActor, StepArgs};
 use crate::context::Context;
-use crate::record::Ids;
 use crate::plan::RunPlan;
+use crate::record::Ids;
 
 /// How many times a failing StepActor is restarted before its step fails.
 const MAX_STEP_RESTARTS: u32 = 3;
@@ -49,6 +49,8 @@ pub struct RunArgs {
     pub step_ids: Vec<String>,
     /// 0-based index of the first step to run (non-zero when resuming).
     pub first_step: usize,
+    /// The run was already started (resuming): no `run.started` again.
+    pub resumed: bool,
     /// Ref and commit the first step to run starts from.
     pub base: String,
     pub base_commit: String,
@@ -115,7 +117,7 @@ impl Actor for RunActor {
         myself: ActorRef<RunMsg>,
         args: RunArgs,
     ) -> Result<RunState, ActorProcessingErr> {
-        if args.first_step == 0 {
+        if !args.resumed {
             args.ctx
                 .recorder
                 .append(&Ids::run(&args.run_id), EventBody::RunStarted {})?;

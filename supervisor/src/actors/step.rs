@@ -9,11 +9,11 @@ use codencer_store::{AttemptStatus, EventBody, RunStatus};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::run::{RunMsg, StepFinished};
+use crate::actors::policy::{PolicyCheck, PolicyVerdict};
 use crate::attempt::{AttemptPlan, run_attempt};
 use crate::context::Context;
-use crate::record::Ids;
-use crate::actors::policy::{PolicyCheck, PolicyVerdict};
 use crate::plan::StepPlan;
+use crate::record::Ids;
 
 /// Everything a step needs; cloned on restart.
 #[derive(Debug, Clone)]
@@ -108,11 +108,21 @@ async fn run_step(s: &StepArgs) -> StepFinished {
 /// Records the step's ResultSpec, built from the record, as a step artifact.
 fn record_result(s: &StepArgs) -> Result<(), crate::supervisor_error::SupervisorError> {
     let store = s.ctx.recorder.store();
-    let Some(tree) = store.run_tree(&s.run_id)? else { return Ok(()) };
-    let Some(step) = tree.steps.iter().find(|st| st.step.id == s.step_id) else { return Ok(()) };
+    let Some(tree) = store.run_tree(&s.run_id)? else {
+        return Ok(());
+    };
+    let Some(step) = tree.steps.iter().find(|st| st.step.id == s.step_id) else {
+        return Ok(());
+    };
     let result = crate::result::ResultSpec::from_step(&tree, step);
-    let json = serde_json::to_vec_pretty(&result).map_err(|e| crate::supervisor_error::SupervisorError::Infrastructure(e.to_string()))?;
-    s.ctx.recorder.artifact(&Ids::step(&s.run_id, &s.step_id), codencer_store::ArtifactKind::Resultspec, None, &json)?;
+    let json = serde_json::to_vec_pretty(&result)
+        .map_err(|e| crate::supervisor_error::SupervisorError::Infrastructure(e.to_string()))?;
+    s.ctx.recorder.artifact(
+        &Ids::step(&s.run_id, &s.step_id),
+        codencer_store::ArtifactKind::Resultspec,
+        None,
+        &json,
+    )?;
     Ok(())
 }
 
@@ -127,24 +137,48 @@ fn attempts_so_far(s: &StepArgs) -> u32 {
         .map_or(0, |st| st.attempts.len() as u32)
 }
 
-async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
+async fn try_run_step(
+    s: &StepArgs,
+) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
     let ids = Ids::step(&s.run_id, &s.step_id);
     let rec = &s.ctx.recorder;
     // A restarted step continues numbering after the attempts already recorded.
     let done = attempts_so_far(s);
     if done == 0 {
-        rec.append(&ids, EventBody::StepStarted { base: s.base.clone(), base_commit: s.base_commit.clone() })?;
+        rec.append(
+            &ids,
+            EventBody::StepStarted {
+                base: s.base.clone(),
+                base_commit: s.base_commit.clone(),
+            },
+        )?;
     }
-    let finish = |status: RunStatus, head_commit: Option<String>, attempts: u32, reason: Option<String>| -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
+    let finish = |status: RunStatus,
+                  head_commit: Option<String>,
+                  attempts: u32,
+                  reason: Option<String>|
+     -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
         let event = match status {
             RunStatus::AwaitingApproval => EventBody::StepAwaitingApproval {
                 gate: "approval".into(),
-                reason: reason.clone().unwrap_or_else(|| "an approval gate is open".into()),
+                reason: reason
+                    .clone()
+                    .unwrap_or_else(|| "an approval gate is open".into()),
             },
-            _ => EventBody::StepCompleted { status, head_commit: head_commit.clone(), attempts, reason },
+            _ => EventBody::StepCompleted {
+                status,
+                head_commit: head_commit.clone(),
+                attempts,
+                reason,
+            },
         };
         rec.append(&ids, event)?;
-        Ok(StepFinished { index: s.index, status, head_commit, infrastructure: None })
+        Ok(StepFinished {
+            index: s.index,
+            status,
+            head_commit,
+            infrastructure: None,
+        })
     };
     let max_attempts = s.plan.max_attempts();
     let mut feedback: Vec<String> = Vec::new();
@@ -166,7 +200,12 @@ async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_er
         made = number;
         match result.status {
             AttemptStatus::Passed if result.awaiting_approval => {
-                return finish(RunStatus::AwaitingApproval, result.commit, made, result.reason);
+                return finish(
+                    RunStatus::AwaitingApproval,
+                    result.commit,
+                    made,
+                    result.reason,
+                );
             }
             AttemptStatus::Passed => {
                 let head = result.commit.unwrap_or_else(|| s.base_commit.clone());
@@ -177,19 +216,35 @@ async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_er
                 last_reason = Some(format!(
                     "attempt {number} {}{}",
                     other.as_str(),
-                    result.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                    result
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 ));
                 if let Some(evidence) = result.evidence {
-                    feedback.push(format!("Attempt {number} ended `{}`.\n{evidence}", other.as_str()));
+                    feedback.push(format!(
+                        "Attempt {number} ended `{}`.\n{evidence}",
+                        other.as_str()
+                    ));
                 }
                 let failure = match other {
                     AttemptStatus::TimedOut => FailureKind::TimedOut,
-                    AttemptStatus::Failed if result.validation_failed => FailureKind::ValidationFailed,
-                    AttemptStatus::Crashed | AttemptStatus::Killed | AttemptStatus::Interrupted => FailureKind::Crashed,
+                    AttemptStatus::Failed if result.validation_failed => {
+                        FailureKind::ValidationFailed
+                    }
+                    AttemptStatus::Crashed | AttemptStatus::Killed | AttemptStatus::Interrupted => {
+                        FailureKind::Crashed
+                    }
                     // The executor or the policy refused: the same attempt again would too.
                     _ => break,
                 };
-                let retry = PolicyCheck::Retry { ids: ids.clone(), policy: s.plan.policy.clone(), failure, attempts_made: u64::from(made) };
+                let retry = PolicyCheck::Retry {
+                    ids: ids.clone(),
+                    policy: s.plan.policy.clone(),
+                    failure,
+                    attempts_made: u64::from(made),
+                };
                 if s.ctx.policy_check(retry).await? != PolicyVerdict::Admit {
                     break;
                 }
@@ -201,7 +256,9 @@ async fn try_run_step(s: &StepArgs) -> Result<StepFinished, crate::supervisor_er
     }
     let reason = format!(
         "{made} of at most {max_attempts} attempt(s) made, none passed{}",
-        last_reason.map(|r| format!("; last: {r}")).unwrap_or_default()
+        last_reason
+            .map(|r| format!("; last: {r}"))
+            .unwrap_or_default()
     );
     finish(RunStatus::Failed, None, made, Some(reason))
 }

@@ -10,7 +10,11 @@ use crate::context::Context;
 use crate::launch::{self, ProcessRequest};
 use crate::supervisor_error::SupervisorError;
 
-pub(super) async fn run(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_>) -> Result<ExecPhase, SupervisorError> {
+pub(super) async fn run(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+    ws: &Workspace<'_>,
+) -> Result<ExecPhase, SupervisorError> {
     let step = &plan.step.spec;
     let prompt = render_prompt(&PromptInput {
         goal: &step.goal,
@@ -22,8 +26,9 @@ pub(super) async fn run(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_
         attempt: plan.number,
         feedback: plan.feedback,
     });
-    let adapter = codencer_adapters::adapter(&step.executor)
-        .ok_or_else(|| SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor)))?;
+    let adapter = codencer_adapters::adapter(&step.executor).ok_or_else(|| {
+        SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor))
+    })?;
     let home = ws.scratch.join("home");
     let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
         prompt: &prompt,
@@ -39,7 +44,13 @@ pub(super) async fn run(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_
         Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
     };
     for (path, contents) in &invocation.files {
-        std::fs::write(path, contents).map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SupervisorError::io("create the executor's config directory", parent, e)
+            })?;
+        }
+        std::fs::write(path, contents)
+            .map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
     }
     let stdout = ws.scratch.join("executor.stdout");
     let stderr = ws.scratch.join("executor.stderr");
@@ -69,27 +80,55 @@ pub(super) async fn run(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_
     })
     .await;
     // Output is recorded even when the process could not be supervised to its end.
-    ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ExecutorStdout, None, &touch(&stdout)?)?;
-    ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ExecutorStderr, None, &touch(&stderr)?)?;
+    ctx.recorder.artifact_file(
+        &ws.ids,
+        ArtifactKind::ExecutorStdout,
+        None,
+        &touch(&stdout)?,
+    )?;
+    ctx.recorder.artifact_file(
+        &ws.ids,
+        ArtifactKind::ExecutorStderr,
+        None,
+        &touch(&stderr)?,
+    )?;
     let outcome = match result {
         Ok(outcome) => outcome,
-        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Crashed, format!("executor could not run: {}", crate::text::error_chain(&err)))),
+        Err(err) => {
+            return Ok(ExecPhase::ended(
+                AttemptStatus::Crashed,
+                format!("executor could not run: {}", crate::text::error_chain(&err)),
+            ));
+        }
     };
     let sandbox_json = serde_json::to_vec_pretty(&outcome.report).unwrap_or_default();
-    ctx.recorder.artifact(&ws.ids, ArtifactKind::SandboxReport, None, &sandbox_json)?;
+    ctx.recorder
+        .artifact(&ws.ids, ArtifactKind::SandboxReport, None, &sandbox_json)?;
     if let Some(refusal) = &outcome.report.setup_error {
         // Fail closed: the sandbox could not be built as required, so nothing ran.
-        return Ok(ExecPhase::ended(AttemptStatus::Failed, format!("sandbox refused to start: {refusal}")));
+        return Ok(ExecPhase::ended(
+            AttemptStatus::Failed,
+            format!("sandbox refused to start: {refusal}"),
+        ));
     }
     let stdout_bytes = std::fs::read(&stdout).unwrap_or_default();
     let report = adapter.parse(&stdout_bytes);
     if report.outcome != Outcome::Unreported {
         let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        ctx.recorder.artifact(&ws.ids, ArtifactKind::ExecutorReport, None, &json)?;
+        ctx.recorder
+            .artifact(&ws.ids, ArtifactKind::ExecutorReport, None, &json)?;
     }
     let (status, reason) = evidence::executor_verdict(&outcome, &report, plan.step.wall());
-    let evidence = reason.as_ref().map(|why| evidence::from_executor(why, &stderr, &stdout));
-    Ok(ExecPhase { status, reason, exit: Some(outcome.exit), report, evidence })
+    let evidence = reason
+        .as_ref()
+        .map(|why| evidence::from_executor(why, &stderr, &stdout));
+    Ok(ExecPhase {
+        status,
+        reason,
+        exit: Some(outcome.exit),
+        report,
+        evidence,
+    })
 }
 
 /// Makes sure an output file exists (a process that never started wrote none).

@@ -19,14 +19,27 @@ pub(super) struct ValidationOutcome {
 
 /// Runs every validator in order; all run even after one fails, so the evidence is whole.
 /// After a cancel the rest are recorded `skipped`.
-pub(super) async fn run_all(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspace<'_>) -> Result<ValidationOutcome, SupervisorError> {
+pub(super) async fn run_all(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+    ws: &Workspace<'_>,
+) -> Result<ValidationOutcome, SupervisorError> {
     let mut failed = Vec::new();
     let mut summary = ValidationSummary { run: 0, passed: 0 };
     let mut cancelled = false;
     for (i, v) in plan.step.spec.validators.iter().enumerate() {
         if cancelled || *ctx.cancel.borrow() {
             cancelled = true;
-            record(ctx, &ws.ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
+            record(
+                ctx,
+                &ws.ids,
+                &v.name,
+                &v.run,
+                ValidationStatus::Skipped,
+                None,
+                0,
+                None,
+            )?;
             continue;
         }
         let output = ws.scratch.join(format!("validator-{}.out", i + 1));
@@ -44,16 +57,29 @@ pub(super) async fn run_all(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspac
         let mut cancel = ctx.cancel.clone();
         let result = launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await;
         let artifact = if output.exists() {
-            Some(ctx.recorder.artifact_file(&ws.ids, ArtifactKind::ValidatorOutput, Some(&v.name), &output)?.id)
+            Some(
+                ctx.recorder
+                    .artifact_file(
+                        &ws.ids,
+                        ArtifactKind::ValidatorOutput,
+                        Some(&v.name),
+                        &output,
+                    )?
+                    .id,
+            )
         } else {
             None
         };
         let (status, exit_code, duration_ms) = match &result {
-            Ok(o) if o.report.setup_error.is_some() => (ValidationStatus::Error, None, o.duration.as_millis() as u64),
+            Ok(o) if o.report.setup_error.is_some() => {
+                (ValidationStatus::Error, None, o.duration.as_millis() as u64)
+            }
             Ok(o) => {
                 let status = match (o.ending, o.exit.code) {
                     (Ending::WallTimeout | Ending::IdleTimeout, _) => ValidationStatus::TimedOut,
-                    (Ending::Cancelled | Ending::OutputLimit, _) | (Ending::Exited, None) => ValidationStatus::Error,
+                    (Ending::Cancelled | Ending::OutputLimit, _) | (Ending::Exited, None) => {
+                        ValidationStatus::Error
+                    }
                     (Ending::Exited, Some(0)) => ValidationStatus::Passed,
                     (Ending::Exited, Some(_)) => ValidationStatus::Failed,
                 };
@@ -61,7 +87,16 @@ pub(super) async fn run_all(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspac
             }
             Err(_) => (ValidationStatus::Error, None, 0),
         };
-        record(ctx, &ws.ids, &v.name, &v.run, status, exit_code, duration_ms, artifact)?;
+        record(
+            ctx,
+            &ws.ids,
+            &v.name,
+            &v.run,
+            status,
+            exit_code,
+            duration_ms,
+            artifact,
+        )?;
         summary.run += 1;
         if matches!(&result, Ok(o) if o.ending == Ending::Cancelled) {
             cancelled = true;
@@ -73,18 +108,44 @@ pub(super) async fn run_all(ctx: &Context, plan: &AttemptPlan<'_>, ws: &Workspac
         }
         let output_tail = match (&result, &status) {
             (Err(err), _) => format!("could not run: {}", crate::text::error_chain(err)),
-            (Ok(o), _) if o.report.setup_error.is_some() => format!("sandbox refused to start: {}", o.report.setup_error.clone().unwrap_or_default()),
+            (Ok(o), _) if o.report.setup_error.is_some() => format!(
+                "sandbox refused to start: {}",
+                o.report.setup_error.clone().unwrap_or_default()
+            ),
             _ => tail_file(&output),
         };
-        failed.push(FailedValidation { name: v.name.clone(), command: v.run.clone(), status: crate::text::serde_name(&status), exit_code, output_tail });
+        failed.push(FailedValidation {
+            name: v.name.clone(),
+            command: v.run.clone(),
+            status: crate::text::serde_name(&status),
+            exit_code,
+            output_tail,
+        });
     }
-    Ok(ValidationOutcome { failed, summary, cancelled })
+    Ok(ValidationOutcome {
+        failed,
+        summary,
+        cancelled,
+    })
 }
 
 /// Records every validator as skipped (the executor phase already failed the attempt).
-pub(super) fn skip_all(ctx: &Context, ids: &Ids, plan: &AttemptPlan<'_>) -> Result<(), SupervisorError> {
+pub(super) fn skip_all(
+    ctx: &Context,
+    ids: &Ids,
+    plan: &AttemptPlan<'_>,
+) -> Result<(), SupervisorError> {
     for v in &plan.step.spec.validators {
-        record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)?;
+        record(
+            ctx,
+            ids,
+            &v.name,
+            &v.run,
+            ValidationStatus::Skipped,
+            None,
+            0,
+            None,
+        )?;
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ use crate::engine::Engine;
 use crate::plan::RunPlan;
 use crate::result::RunResult;
 use crate::spec::TaskSpec;
+use crate::supervisor_error::SupervisorError;
+use crate::{Resumed, RunOutcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +39,13 @@ enum Command {
         /// The TaskSpec (YAML or JSON).
         spec: PathBuf,
         /// Print the run's result as JSON on stdout, and nothing else.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue a run: after the supervisor died, or once its approval gate was decided.
+    Resume {
+        /// Run id (a unique prefix is enough).
+        run: String,
         #[arg(long)]
         json: bool,
     },
@@ -98,9 +107,14 @@ pub fn main() -> ExitCode {
     let state = state_dir(cli.state_dir);
     match cli.command {
         Command::Run { spec, json } => run(&state, &spec, json),
+        Command::Resume { run, json } => resume(&state, &run, json),
         Command::Gc { branches, json } => super::render::gc(&state, branches, json),
-        Command::Policy { command: PolicyCommand::Explain { spec, json } } => super::policy::explain(&spec, json),
-        Command::Policy { command: PolicyCommand::Check { dir } } => super::policy::check(&dir),
+        Command::Policy {
+            command: PolicyCommand::Explain { spec, json },
+        } => super::policy::explain(&spec, json),
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => super::policy::check(&dir),
         Command::Doctor { json } => super::policy::doctor(json),
         Command::Store {
             command: StoreCommand::Verify { json },
@@ -122,7 +136,9 @@ fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> Exit
     let plan = match RunPlan::resolve(spec, &PolicySources::from_env()) {
         Ok(plan) => plan,
         Err(err) => {
-            eprintln!("error: the policy refuses this TaskSpec (nothing was run or recorded)\n{err}");
+            eprintln!(
+                "error: the policy refuses this TaskSpec (nothing was run or recorded)\n{err}"
+            );
             return exit(EXIT_INVALID);
         }
     };
@@ -152,12 +168,6 @@ async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCo
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    let progress = (!json).then(|| {
-        tokio::spawn(render::progress(
-            engine.recorder().subscribe(),
-            created.step_ids.clone(),
-        ))
-    });
     if !json {
         eprintln!(
             "run {} · {} · {} step(s) · state {}",
@@ -168,7 +178,22 @@ async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCo
         );
     }
     let run_id = created.run_id.clone();
+    let step_ids = created.step_ids.clone();
     let execution = engine.execute(Arc::new(plan.clone()), created);
+    drive(&engine, run_id, step_ids, json, execution).await
+}
+
+/// Runs `execution` to its end with progress and signal handling, then prints the result
+/// and turns the outcome into the documented exit code.
+async fn drive(
+    engine: &Engine,
+    run_id: String,
+    step_ids: Vec<String>,
+    json: bool,
+    execution: impl std::future::Future<Output = Result<RunOutcome, SupervisorError>>,
+) -> ExitCode {
+    let progress =
+        (!json).then(|| tokio::spawn(render::progress(engine.recorder().subscribe(), step_ids)));
     tokio::pin!(execution);
     let mut interrupted = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -230,6 +255,58 @@ async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCo
             _ => exit(EXIT_FAILED),
         },
     }
+}
+
+fn resume(state: &std::path::Path, run: &str, json: bool) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    rt.block_on(async {
+        if !state.join("codencer.db").exists() {
+            eprintln!("error: no Codencer state at {} (pass --state-dir or set CODENCER_HOME)", state.display());
+            return exit(EXIT_INVALID);
+        }
+        let engine = match Engine::start(state, local_actor()).await {
+            Ok(engine) => engine,
+            Err(err) => {
+                eprintln!("error: {}", error_chain(&err));
+                return exit(EXIT_INFRASTRUCTURE);
+            }
+        };
+        let store = engine.recorder().store().clone();
+        let tree = match store.resolve_run_id(run).and_then(|id| store.run_tree(&id)) {
+            Ok(Some(tree)) => tree,
+            Ok(None) => {
+                eprintln!("error: no run `{run}`");
+                return exit(EXIT_INVALID);
+            }
+            Err(err) => {
+                eprintln!("error: {}", error_chain(&err));
+                return exit(EXIT_INVALID);
+            }
+        };
+        let run_id = tree.run.id.clone();
+        let step_ids = tree.steps.iter().map(|s| s.step.id.clone()).collect();
+        if !json {
+            eprintln!("resuming run {run_id} · {} · {}", tree.run.name, tree.run.status.as_str());
+        }
+        let resuming = async {
+            let status = match engine.resume(&run_id).await? {
+                Resumed::Ran(outcome) => return Ok(outcome),
+                Resumed::Finished(status) => status,
+                Resumed::AwaitingApproval { gate_id } => {
+                    eprintln!("awaiting approval: decide with `orchestratorctl gates approve|reject {gate_id} --reason ...`, then resume again");
+                    RunStatus::AwaitingApproval
+                }
+            };
+            Ok(RunOutcome { run_id: run_id.clone(), status, infrastructure: None })
+        };
+        drive(&engine, run_id.clone(), step_ids, json, resuming).await
+    })
 }
 
 fn store_verify(state: &std::path::Path, json: bool) -> ExitCode {

@@ -39,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: ArtifactsCommand,
     },
+    /// Gates: list, approve, reject.
+    Gates {
+        #[command(subcommand)]
+        command: GatesCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -84,6 +89,32 @@ enum ArtifactsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum GatesCommand {
+    /// List gates (all runs unless --run; all statuses unless --status).
+    List {
+        #[arg(long)]
+        run: Option<String>,
+        /// pending, passed, failed, approved or rejected.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending gate; `codencer resume RUN` then continues the run.
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a pending gate; `codencer resume RUN` then ends the step failed.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Export every event, in order, one JSON object per line.
     Export {
@@ -112,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::Artifacts {
             command: ArtifactsCommand::Get { id, output },
         } => artifact_get(&store, &id, output),
+        Command::Gates { command } => super::gates::run(&store, command_to_gates(command)),
         Command::Audit {
             command: AuditCommand::Export { jsonl: _, run },
         } => audit_export(&store, run),
@@ -298,4 +330,22 @@ fn audit_line(store: &Store, event: &Event) -> serde_json::Value {
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     })
+}
+
+fn command_to_gates(command: GatesCommand) -> super::gates::GatesAction {
+    match command {
+        GatesCommand::List { run, status, json } => {
+            super::gates::GatesAction::List { run, status, json }
+        }
+        GatesCommand::Approve { id, reason } => super::gates::GatesAction::Decide {
+            id,
+            approve: true,
+            reason,
+        },
+        GatesCommand::Reject { id, reason } => super::gates::GatesAction::Decide {
+            id,
+            approve: false,
+            reason: Some(reason),
+        },
+    }
 }

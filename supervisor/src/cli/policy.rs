@@ -40,7 +40,11 @@ pub fn explain(spec_path: &Path, json: bool) -> ExitCode {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "task": plan.spec.name, "steps": steps })).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "task": plan.spec.name, "steps": steps }))
+                .unwrap_or_default()
+        );
     } else {
         for (i, step) in plan.steps.iter().enumerate() {
             if plan.steps.len() > 1 {
@@ -57,9 +61,21 @@ pub fn check(dir: &Path) -> ExitCode {
     match codencer_policy::check_dir(dir) {
         Ok(files) => {
             for file in &files {
-                let applies = if file.executors.is_empty() { "every executor".to_string() } else { file.executors.join(", ") };
-                let profile = file.profile.as_ref().map(|p| format!(", profile `{p}`")).unwrap_or_default();
-                println!("ok  {} ({} key(s), applies to {applies}{profile})", file.path.display(), file.keys);
+                let applies = if file.executors.is_empty() {
+                    "every executor".to_string()
+                } else {
+                    file.executors.join(", ")
+                };
+                let profile = file
+                    .profile
+                    .as_ref()
+                    .map(|p| format!(", profile `{p}`"))
+                    .unwrap_or_default();
+                println!(
+                    "ok  {} ({} key(s), applies to {applies}{profile})",
+                    file.path.display(),
+                    file.keys
+                );
             }
             if files.is_empty() {
                 println!("no policy files in {}", dir.display());
@@ -80,25 +96,44 @@ pub fn check(dir: &Path) -> ExitCode {
 pub fn doctor(json: bool) -> ExitCode {
     let report = codencer_sandbox::probe_host();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         return exit(EXIT_PASSED);
     }
     println!(
         "kernel {} · running as {} · landlock ABI {}",
         report.kernel,
-        if report.root { "root" } else { "a regular user" },
-        report.landlock_abi.map_or_else(|| "none".to_string(), |abi| abi.to_string())
+        if report.root {
+            "root"
+        } else {
+            "a regular user"
+        },
+        report
+            .landlock_abi
+            .map_or_else(|| "none".to_string(), |abi| abi.to_string())
     );
     println!("{:<12} {:<13} detail", "LAYER", "STATUS");
     for layer in &report.layers {
-        println!("{:<12} {:<13} {}", layer.layer.name(), serde_name(&layer.status), layer.detail);
+        println!(
+            "{:<12} {:<13} {}",
+            layer.layer.name(),
+            serde_name(&layer.status),
+            layer.detail
+        );
         if let Some(fix) = &layer.fix {
             println!("{:<12} {:<13} fix: {fix}", "", "");
         }
     }
     println!("{:<12} {:<13} detail", "LIMIT", "MECHANISM");
     for limit in &report.limits {
-        println!("{:<12} {:<13} {}", serde_name(&limit.kind), serde_name(&limit.mechanism), limit.detail);
+        println!(
+            "{:<12} {:<13} {}",
+            serde_name(&limit.kind),
+            serde_name(&limit.mechanism),
+            limit.detail
+        );
     }
     exit(EXIT_PASSED)
 }

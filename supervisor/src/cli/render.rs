@@ -6,8 +6,8 @@ use codencer_store::{Event, EventBody, RunTree};
 use tokio::sync::broadcast;
 
 use super::common::*;
-use crate::text::serde_name as name;
 use crate::result::RunResult;
+use crate::text::serde_name as name;
 
 /// Prints one line per meaningful event to stderr until the channel closes.
 pub async fn progress(mut events: broadcast::Receiver<Event>, step_ids: Vec<String>) {
@@ -117,11 +117,7 @@ pub fn result_summary(result: &RunResult) {
             step.branch.as_deref().unwrap_or("-"),
         );
         for v in &step.validations {
-            println!(
-                "    validator {}: {}",
-                v.name,
-                name(&v.status)
-            );
+            println!("    validator {}: {}", v.name, name(&v.status));
         }
         if let Some(reason) = &step.reason {
             println!("    reason: {reason}");
@@ -207,7 +203,8 @@ pub fn draw_tree(tree: &RunTree) -> String {
                     "{pad}{p2}├─ validation {} [{}] exit={}\n",
                     v.name,
                     name(&v.status),
-                    v.exit_code.map_or_else(|| "-".to_string(), |c| c.to_string())
+                    v.exit_code
+                        .map_or_else(|| "-".to_string(), |c| c.to_string())
                 ));
             }
             for g in &at.gates {
