@@ -4,6 +4,7 @@
 mod codencer;
 mod common;
 mod ctl;
+mod ctl_error;
 mod gates;
 mod policy;
 mod render;

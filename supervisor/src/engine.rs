@@ -16,6 +16,12 @@ use crate::plan::RunPlan;
 use crate::record::{Ids, Recorder};
 use crate::supervisor_error::SupervisorError;
 
+mod append;
+mod scope;
+
+pub use append::{AppendStepError, AppendedStep};
+pub use scope::RunScope;
+
 /// A run as created in the record, not yet started.
 #[derive(Debug, Clone)]
 pub struct CreatedRun {
@@ -77,7 +83,15 @@ impl Engine {
 
     /// Records a new run: the TaskSpec as given, `run.created` and one `step.created` per step.
     pub fn create_run(&self, plan: &RunPlan) -> Result<CreatedRun, SupervisorError> {
-        let rec = &self.ctx.recorder;
+        self.create_run_as(&self.ctx.recorder, plan)
+    }
+
+    /// [`Engine::create_run`], recorded as `rec`'s actor (an API token's name).
+    pub fn create_run_as(
+        &self,
+        rec: &Recorder,
+        plan: &RunPlan,
+    ) -> Result<CreatedRun, SupervisorError> {
         let spec = &plan.spec;
         let run_id = codencer_store::new_id();
         let blob = rec.store().put_blob(spec.text.as_bytes())?;
@@ -119,6 +133,9 @@ impl Engine {
                 },
             ));
         }
+        if plan.open {
+            events.push((Ids::run(&run_id), EventBody::RunOpened {}));
+        }
         // One transaction: a run is recorded whole or not at all.
         rec.append_all(events)?;
         Ok(CreatedRun { run_id, step_ids })
@@ -130,13 +147,23 @@ impl Engine {
         plan: Arc<RunPlan>,
         run: CreatedRun,
     ) -> Result<RunOutcome, SupervisorError> {
+        self.execute_in(&RunScope::engine(self), plan, run).await
+    }
+
+    /// Runs a created run to its end in `scope` (its own actor and cancellation).
+    pub async fn execute_in(
+        &self,
+        scope: &RunScope,
+        plan: Arc<RunPlan>,
+        run: CreatedRun,
+    ) -> Result<RunOutcome, SupervisorError> {
         let spec = &plan.spec;
         let base_commit = match crate::git::resolve_commit(&spec.workspace, &spec.base).await {
             Ok(commit) => commit,
             Err(err) => {
                 // The run is recorded; it must not stay pending forever.
                 let reason = format!("cannot resolve base `{}`: {err}", spec.base);
-                self.ctx.recorder.append(
+                scope.ctx.recorder.append(
                     &Ids::run(&run.run_id),
                     EventBody::RunCompleted {
                         status: codencer_store::RunStatus::Failed,
@@ -147,12 +174,16 @@ impl Engine {
             }
         };
         let base = spec.base.clone();
-        self.launch(plan, run, 0, false, base, base_commit).await
+        self.launch_in(scope.ctx.clone(), plan, run, 0, false, base, base_commit)
+            .await
     }
 
-    /// Hands a run to the supervision tree and waits for its outcome.
-    pub(crate) async fn launch(
+    /// Hands a run to the supervision tree, in the actors' shared context `ctx`, and waits
+    /// for its outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn launch_in(
         &self,
+        ctx: Arc<Context>,
         plan: Arc<RunPlan>,
         run: CreatedRun,
         first_step: usize,
@@ -162,7 +193,7 @@ impl Engine {
     ) -> Result<RunOutcome, SupervisorError> {
         let (done, wait) = oneshot::channel();
         let args = RunArgs {
-            ctx: self.ctx.clone(),
+            ctx,
             run_id: run.run_id.clone(),
             base,
             plan,

@@ -13,6 +13,9 @@ use crate::spec::{DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, StepSpec, TaskSpec};
 pub struct RunPlan {
     pub spec: TaskSpec,
     pub steps: Vec<StepPlan>,
+    /// The run stays open for appended steps (the daemon's `open: true`): its last step
+    /// passing does not end it.
+    pub open: bool,
 }
 
 /// One step and its effective policy (policy files narrowed by the TaskSpec).
@@ -31,7 +34,11 @@ impl RunPlan {
             .iter()
             .map(|step| StepPlan::resolve(&spec, step.clone(), sources))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(RunPlan { spec, steps })
+        Ok(RunPlan {
+            spec,
+            steps,
+            open: false,
+        })
     }
 
     /// A step appended to an open run, under the same sources.

@@ -77,7 +77,10 @@ impl RunActor {
         infrastructure: Option<String>,
     ) {
         let a = &state.args;
+        // An open run waits for appended steps once its steps passed.
+        let stays_open = a.plan.open && status == RunStatus::Passed;
         if status != RunStatus::AwaitingApproval
+            && !stays_open
             && let Err(err) = a.ctx.recorder.append(
                 &Ids::run(&a.run_id),
                 EventBody::RunCompleted { status, reason },

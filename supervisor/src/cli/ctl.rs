@@ -10,6 +10,7 @@ use codencer_store::{Event, EventBody, RunFilter, RunStatus, Store};
 use serde_json::json;
 
 use super::common::*;
+use super::ctl_error::{CtlError, store_error};
 use super::render;
 use crate::result::RunResult;
 
@@ -150,9 +151,13 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => exit(code),
-        Err(err) => {
+        Err(CtlError::Invalid(err)) => {
             eprintln!("error: {err}");
             exit(EXIT_INVALID)
+        }
+        Err(CtlError::Infrastructure(err)) => {
+            eprintln!("error: {err}");
+            exit(EXIT_INFRASTRUCTURE)
         }
     }
 }
@@ -163,7 +168,7 @@ fn parse_status(text: &str) -> Result<RunStatus, String> {
     })
 }
 
-fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
+fn runs(store: &Store, command: RunsCommand) -> Result<u8, CtlError> {
     match command {
         RunsCommand::List {
             json,
@@ -175,7 +180,7 @@ fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
                 limit: Some(limit),
                 ..RunFilter::default()
             };
-            let runs = store.list_runs(&filter).map_err(|e| error_chain(&e))?;
+            let runs = store.list_runs(&filter).map_err(store_error)?;
             if json {
                 println!(
                     "{}",
@@ -229,26 +234,19 @@ fn runs(store: &Store, command: RunsCommand) -> Result<u8, String> {
     }
 }
 
-fn load_tree(store: &Store, id: &str) -> Result<codencer_store::RunTree, String> {
-    let run_id = store.resolve_run_id(id).map_err(|e| error_chain(&e))?;
+fn load_tree(store: &Store, id: &str) -> Result<codencer_store::RunTree, CtlError> {
+    let run_id = store.resolve_run_id(id).map_err(store_error)?;
     store
         .run_tree(&run_id)
-        .map_err(|e| error_chain(&e))?
-        .ok_or_else(|| format!("no run `{id}`"))
+        .map_err(store_error)?
+        .ok_or_else(|| CtlError::Invalid(format!("no run `{id}`")))
 }
 
-fn artifact_get(store: &Store, id: &str, output: Option<PathBuf>) -> Result<u8, String> {
-    let artifact = store
-        .artifact(id)
-        .map_err(|e| error_chain(&e))?
-        .ok_or_else(|| {
-            format!(
-                "no artifact `{id}` (list a run's artifacts with `orchestratorctl runs tree RUN`)"
-            )
-        })?;
-    let bytes = store
-        .read_blob(&artifact.sha256)
-        .map_err(|e| error_chain(&e))?;
+fn artifact_get(store: &Store, id: &str, output: Option<PathBuf>) -> Result<u8, CtlError> {
+    let artifact = store.artifact(id).map_err(store_error)?.ok_or_else(|| {
+        format!("no artifact `{id}` (list a run's artifacts with `orchestratorctl runs tree RUN`)")
+    })?;
+    let bytes = store.read_blob(&artifact.sha256).map_err(store_error)?;
     match output {
         Some(path) => std::fs::write(&path, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -259,55 +257,74 @@ fn artifact_get(store: &Store, id: &str, output: Option<PathBuf>) -> Result<u8, 
     Ok(EXIT_PASSED)
 }
 
-fn audit_export(store: &Store, run: Option<String>) -> Result<u8, String> {
+fn audit_export(store: &Store, run: Option<String>) -> Result<u8, CtlError> {
     let run_id = run
-        .map(|r| store.resolve_run_id(&r).map_err(|e| error_chain(&e)))
+        .map(|r| store.resolve_run_id(&r).map_err(store_error))
         .transpose()?;
     let mut stdout = std::io::stdout().lock();
+    // Executors are learnt from the events themselves, in order: no lookups per line.
+    let mut executors = Executors::default();
     let mut after = 0;
     loop {
-        let events = store
-            .events_since(after, 1000)
-            .map_err(|e| error_chain(&e))?;
+        let events = store.events_since(after, 1000).map_err(store_error)?;
         let Some(last) = events.last() else { break };
         after = last.seq;
-        for event in events
-            .iter()
-            .filter(|e| run_id.is_none() || e.run_id == run_id)
-        {
-            let line = audit_line(store, event);
-            writeln!(stdout, "{line}").map_err(|e| format!("cannot write to stdout: {e}"))?;
+        for event in &events {
+            let executor = executors.learn(event);
+            if run_id.is_some() && event.run_id != run_id {
+                continue;
+            }
+            let line = audit_line(event, executor);
+            if let Err(err) = writeln!(stdout, "{line}") {
+                // The reader went away (`| head`): not an error of ours.
+                if err.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(EXIT_PASSED);
+                }
+                return Err(CtlError::Infrastructure(format!(
+                    "cannot write to stdout: {err}"
+                )));
+            }
         }
     }
     Ok(EXIT_PASSED)
 }
 
+/// Which executor each run and attempt uses, as the events declare them.
+#[derive(Default)]
+struct Executors {
+    runs: std::collections::HashMap<String, String>,
+    attempts: std::collections::HashMap<String, String>,
+}
+
+impl Executors {
+    fn learn(&mut self, event: &Event) -> Option<String> {
+        match &event.body {
+            EventBody::RunCreated { executor, .. } => {
+                if let Some(run) = &event.run_id {
+                    self.runs.insert(run.clone(), executor.clone());
+                }
+                Some(executor.clone())
+            }
+            EventBody::StepCreated { executor, .. } => Some(executor.clone()),
+            EventBody::AttemptStarted { executor, .. } => {
+                if let Some(attempt) = &event.attempt_id {
+                    self.attempts.insert(attempt.clone(), executor.clone());
+                }
+                Some(executor.clone())
+            }
+            _ => event
+                .attempt_id
+                .as_ref()
+                .and_then(|a| self.attempts.get(a))
+                .or_else(|| event.run_id.as_ref().and_then(|r| self.runs.get(r)))
+                .cloned(),
+        }
+    }
+}
+
 /// One event in the audit shape of docs/cli.md.
-fn audit_line(store: &Store, event: &Event) -> serde_json::Value {
+fn audit_line(event: &Event, executor: Option<String>) -> serde_json::Value {
     let body = serde_json::to_value(&event.body).unwrap_or_default();
-    let executor = match &event.body {
-        EventBody::RunCreated { executor, .. }
-        | EventBody::StepCreated { executor, .. }
-        | EventBody::AttemptStarted { executor, .. } => Some(executor.clone()),
-        _ => event
-            .attempt_id
-            .as_deref()
-            .and_then(|a| store.attempt(a).ok().flatten())
-            .map(|a| a.executor)
-            .or_else(|| {
-                event
-                    .run_id
-                    .as_deref()
-                    .and_then(|r| {
-                        store
-                            .list_runs(&RunFilter::default())
-                            .ok()?
-                            .into_iter()
-                            .find(|x| x.id == r)
-                    })
-                    .map(|r| r.executor)
-            }),
-    };
     let artifacts: Vec<String> = match &event.body {
         EventBody::ArtifactRecorded { artifact_id, .. } => vec![artifact_id.clone()],
         EventBody::ValidationCompleted {

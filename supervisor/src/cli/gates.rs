@@ -5,6 +5,7 @@ use codencer_store::{EventBody, GateStatus, NewEvent, Store};
 use serde_json::json;
 
 use super::common::*;
+use super::ctl_error::{CtlError, store_error};
 use crate::text::serde_name;
 
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub enum GatesAction {
     },
 }
 
-pub fn run(store: &Store, action: GatesAction) -> Result<u8, String> {
+pub fn run(store: &Store, action: GatesAction) -> Result<u8, CtlError> {
     match action {
         GatesAction::List { run, status, json } => list(store, run, status, json),
         GatesAction::Decide {
@@ -37,9 +38,9 @@ fn list(
     run: Option<String>,
     status: Option<String>,
     json: bool,
-) -> Result<u8, String> {
+) -> Result<u8, CtlError> {
     let run_id = run
-        .map(|r| store.resolve_run_id(&r).map_err(|e| error_chain(&e)))
+        .map(|r| store.resolve_run_id(&r).map_err(store_error))
         .transpose()?;
     let status = status
         .map(|s| {
@@ -52,7 +53,7 @@ fn list(
         .transpose()?;
     let gates = store
         .gates(run_id.as_deref(), status)
-        .map_err(|e| error_chain(&e))?;
+        .map_err(store_error)?;
     if json {
         println!(
             "{}",
@@ -79,19 +80,16 @@ fn list(
     Ok(EXIT_PASSED)
 }
 
-fn decide(store: &Store, id: &str, approve: bool, reason: Option<String>) -> Result<u8, String> {
-    let gate = store
-        .gate(id)
-        .map_err(|e| error_chain(&e))?
-        .ok_or_else(|| {
-            format!("no gate `{id}` (list them with `orchestratorctl gates list --status pending`)")
-        })?;
+fn decide(store: &Store, id: &str, approve: bool, reason: Option<String>) -> Result<u8, CtlError> {
+    let gate = store.gate(id).map_err(store_error)?.ok_or_else(|| {
+        format!("no gate `{id}` (list them with `orchestratorctl gates list --status pending`)")
+    })?;
     if gate.status != GateStatus::Pending {
-        return Err(format!(
+        return Err(CtlError::Invalid(format!(
             "gate {id} is already {} (by {})",
             serde_name(&gate.status),
             gate.decided_by.unwrap_or_else(|| "codencer".into())
-        ));
+        )));
     }
     let status = if approve {
         GateStatus::Approved
@@ -111,7 +109,7 @@ fn decide(store: &Store, id: &str, approve: bool, reason: Option<String>) -> Res
                 reason,
             },
         })
-        .map_err(|e| error_chain(&e))?;
+        .map_err(store_error)?;
     println!(
         "gate {} {}; continue the run with `codencer resume {}`",
         gate.id,

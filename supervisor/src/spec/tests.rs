@@ -254,3 +254,34 @@ fn durations() {
     assert_eq!(parse_duration("m"), None);
     assert_eq!(parse_duration("5x"), None);
 }
+
+#[test]
+fn step_errors_point_at_their_own_step() {
+    let repo = repo();
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  timeout: 1h\n  steps:\n    - goal: one\n      timeout: 5m\n    - goal: two\n      timeout: soon\n    - name: three\n",
+        repo.path().display()
+    );
+    let errors = parse(&text, Path::new("/")).unwrap_err();
+    let found: Vec<(String, Option<usize>)> =
+        errors.0.iter().map(|e| (e.field.clone(), e.line)).collect();
+    assert_eq!(
+        found,
+        vec![
+            ("task.steps[1].timeout".to_string(), Some(11)),
+            // A missing key points at the step's first line.
+            ("task.steps[2].goal".to_string(), Some(12)),
+        ]
+    );
+}
+
+#[test]
+fn task_errors_skip_the_steps_block() {
+    let repo = repo();
+    let text = format!(
+        "task:\n  name: a\n  workspace: {}\n  executor: shell\n  command: x\n  steps:\n    - goal: one\n      timeout: 5m\n  timeout: never\n",
+        repo.path().display()
+    );
+    let err = one_error(&text, Path::new("/"));
+    assert_eq!((err.field.as_str(), err.line), ("task.timeout", Some(9)));
+}

@@ -63,31 +63,24 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// `key` is the YAML key searched for to find the line; `nth` its occurrence (steps).
-    fn error(&mut self, field: &str, key: &str, nth: usize, message: String, fix: &str) {
+    /// `key` is the YAML key searched for, within the part of the file `field` names.
+    fn error(&mut self, field: &str, key: &str, message: String, fix: &str) {
         self.errors.push(SpecError {
             file: self.origin.to_string(),
-            line: find_line(self.text, key, nth),
+            line: find_line(self.text, field, key),
             field: field.to_string(),
             message,
             fix: fix.to_string(),
         });
     }
 
-    fn duration(
-        &mut self,
-        field: &str,
-        key: &str,
-        nth: usize,
-        value: &Option<String>,
-    ) -> Option<Duration> {
+    fn duration(&mut self, field: &str, key: &str, value: &Option<String>) -> Option<Duration> {
         let text = value.as_ref()?;
         let parsed = parse_duration(text);
         if parsed.is_none() {
             self.error(
                 field,
                 key,
-                nth,
                 format!("`{text}` is not a duration"),
                 "use a number with a unit, e.g. `90s`, `30m`, `1h30m`",
             );
@@ -95,13 +88,12 @@ impl Checker<'_> {
         parsed
     }
 
-    fn attempts(&mut self, field: &str, nth: usize, value: Option<u32>) -> Option<u32> {
+    fn attempts(&mut self, field: &str, value: Option<u32>) -> Option<u32> {
         let n = value?;
         if !(1..=100).contains(&n) {
             self.error(
                 field,
                 "max_attempts",
-                nth,
                 format!("{n} is out of range"),
                 "use a number from 1 to 100",
             );
@@ -110,7 +102,7 @@ impl Checker<'_> {
         Some(n)
     }
 
-    fn executor(&mut self, field: &str, nth: usize, name: &str) {
+    fn executor(&mut self, field: &str, name: &str) {
         if codencer_adapters::adapter(name).is_none() {
             let known: Vec<&str> = codencer_adapters::adapters()
                 .iter()
@@ -119,7 +111,6 @@ impl Checker<'_> {
             self.error(
                 field,
                 "executor",
-                nth,
                 format!("unknown executor `{name}`"),
                 &format!("use one of: {}", known.join(", ")),
             );
@@ -138,14 +129,13 @@ impl Checker<'_> {
                 self.error(
                     &item,
                     "run",
-                    0,
                     "empty validator command".into(),
                     "give the command line to run, e.g. `cargo test`",
                 );
                 continue;
             }
             let timeout = self
-                .duration(&format!("{item}.timeout"), "timeout", 0, &timeout)
+                .duration(&format!("{item}.timeout"), "timeout", &timeout)
                 .unwrap_or(DEFAULT_VALIDATOR_TIMEOUT);
             let name = name.unwrap_or_else(|| default_validator_name(&run, i));
             out.push(ValidatorSpec { name, run, timeout });
@@ -161,21 +151,76 @@ fn default_validator_name(run: &str, index: usize) -> String {
     format!("{}-{}", word, index + 1)
 }
 
-/// Line of the `nth` (0-based) occurrence of `key:` at the start of a line.
-fn find_line(text: &str, key: &str, nth: usize) -> Option<usize> {
-    if key.is_empty() {
-        return None;
-    }
+/// Line of `key:` within the part of the file that `field` names: a step's own lines for
+/// `task.steps[i]...`, the task's lines (steps excluded) otherwise. A missing key points at
+/// the step's first line.
+fn find_line(text: &str, field: &str, key: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let steps_at = lines.iter().position(|l| {
+        let t = l.trim_start();
+        t.starts_with("steps:") || t.starts_with("\"steps\"")
+    });
+    let items: Vec<usize> = match steps_at {
+        Some(at) => {
+            let indent = lines
+                .iter()
+                .skip(at + 1)
+                .find(|l| l.trim_start().starts_with("- "))
+                .map(|l| l.len() - l.trim_start().len());
+            (at + 1..lines.len())
+                .filter(|&i| {
+                    indent.is_some_and(|n| {
+                        lines[i].len() - lines[i].trim_start().len() == n
+                            && lines[i].trim_start().starts_with("- ")
+                    })
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let step = field
+        .strip_prefix("task.steps[")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    let region: Vec<usize> = match (step, steps_at) {
+        (Some(n), Some(_)) => {
+            let start = *items.get(n)?;
+            let end = items
+                .get(n + 1)
+                .copied()
+                .unwrap_or_else(|| block_end(&lines, start));
+            (start..end).collect()
+        }
+        (_, Some(at)) => {
+            let end = block_end(&lines, at);
+            (0..lines.len()).filter(|i| *i < at || *i >= end).collect()
+        }
+        (_, None) => (0..lines.len()).collect(),
+    };
     let yaml_key = format!("{key}:");
     let json_key = format!("\"{key}\"");
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            let t = line.trim_start().trim_start_matches("- ");
-            t.starts_with(&yaml_key) || t.starts_with(&json_key)
+    let found = region.iter().copied().find(|&i| {
+        let t = lines[i].trim_start().trim_start_matches("- ");
+        !key.is_empty() && (t.starts_with(&yaml_key) || t.starts_with(&json_key))
+    });
+    match (found, step) {
+        (Some(i), _) => Some(i + 1),
+        (None, Some(_)) => region.first().map(|i| i + 1),
+        (None, None) => None,
+    }
+}
+
+/// First line after the block starting at `start` that is indented no deeper than it.
+fn block_end(lines: &[&str], start: usize) -> usize {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let base = indent(lines[start]);
+    (start + 1..lines.len())
+        .find(|&i| {
+            !lines[i].trim().is_empty()
+                && indent(lines[i]) <= base
+                && !lines[i].trim_start().starts_with("- ")
         })
-        .nth(nth)
-        .map(|(i, _)| i + 1)
+        .unwrap_or(lines.len())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -207,7 +252,7 @@ pub(super) fn validate(
     };
 
     if !valid_name(&task.name) {
-        c.error("task.name", "name", 0, format!("`{}` is not a valid name", task.name),
+        c.error("task.name", "name", format!("`{}` is not a valid name", task.name),
             "use lowercase letters, digits and dashes, starting with a letter or digit (e.g. `fix-login`)");
     }
     let workspace = resolve_workspace(&mut c, &task.workspace, base_dir);
@@ -218,21 +263,19 @@ pub(super) fn validate(
         c.error(
             "task.base",
             "base",
-            0,
             format!("`{base}` does not name a commit in {}", repo.display()),
             "give an existing branch, tag or commit (or omit `base` to use HEAD)",
         );
     }
-    c.executor("task.executor", 0, &task.executor);
-    let timeout = c.duration("task.timeout", "timeout", 0, &task.timeout);
-    let max_attempts = c.attempts("task.max_attempts", 0, task.max_attempts);
+    c.executor("task.executor", &task.executor);
+    let timeout = c.duration("task.timeout", "timeout", &task.timeout);
+    let max_attempts = c.attempts("task.max_attempts", task.max_attempts);
     if let Some(policy) = &task.policy
         && !valid_name(policy)
     {
         c.error(
             "task.policy",
             "policy",
-            0,
             format!("`{policy}` is not a policy profile name"),
             "use a profile name such as `default` or `strict`",
         );
@@ -260,16 +303,15 @@ pub(super) fn validate(
             c.error(
                 "task.goal",
                 "goal",
-                0,
                 "missing `goal`".into(),
                 "say what the executor should do in `goal:` (or give an ordered plan in `steps:`)",
             );
         }
-        check_command(&mut c, "task", 0, &defaults);
+        check_command(&mut c, "task", &defaults);
         steps.push(defaults.clone());
     } else {
         for (i, raw_step) in task.steps.into_iter().enumerate() {
-            let step = resolve_step(&mut c, &defaults, raw_step, &format!("task.steps[{i}]"), i);
+            let step = resolve_step(&mut c, &defaults, raw_step, &format!("task.steps[{i}]"));
             steps.push(step);
         }
     }
@@ -314,20 +356,14 @@ pub(super) fn validate_appended_step(
         timeout: None,
         max_attempts: None,
     };
-    let step = resolve_step(&mut c, &defaults, raw, "step", 0);
+    let step = resolve_step(&mut c, &defaults, raw, "step");
     if !c.errors.is_empty() {
         return Err(SpecErrors(c.errors));
     }
     Ok(step)
 }
 
-fn resolve_step(
-    c: &mut Checker<'_>,
-    defaults: &StepSpec,
-    raw: RawStep,
-    field: &str,
-    nth: usize,
-) -> StepSpec {
+fn resolve_step(c: &mut Checker<'_>, defaults: &StepSpec, raw: RawStep, field: &str) -> StepSpec {
     let goal = raw
         .goal
         .clone()
@@ -336,23 +372,22 @@ fn resolve_step(
         c.error(
             &format!("{field}.goal"),
             "goal",
-            nth,
             "missing `goal`".into(),
             "say what the executor should do in this step's `goal:`",
         );
     }
     if let Some(executor) = &raw.executor {
-        c.executor(&format!("{field}.executor"), nth, executor);
+        c.executor(&format!("{field}.executor"), executor);
     }
     let validators = match raw.validators {
         Some(v) => c.validators(&format!("{field}.validators"), v),
         None => defaults.validators.clone(),
     };
     let timeout = c
-        .duration(&format!("{field}.timeout"), "timeout", nth, &raw.timeout)
+        .duration(&format!("{field}.timeout"), "timeout", &raw.timeout)
         .or(defaults.timeout);
     let max_attempts = c
-        .attempts(&format!("{field}.max_attempts"), nth, raw.max_attempts)
+        .attempts(&format!("{field}.max_attempts"), raw.max_attempts)
         .or(defaults.max_attempts);
     let step = StepSpec {
         name: raw.name,
@@ -376,13 +411,13 @@ fn resolve_step(
         timeout,
         max_attempts,
     };
-    check_command(c, field, nth, &step);
+    check_command(c, field, &step);
     step
 }
 
-fn check_command(c: &mut Checker<'_>, field: &str, nth: usize, step: &StepSpec) {
+fn check_command(c: &mut Checker<'_>, field: &str, step: &StepSpec) {
     if step.executor == "shell" && step.command.as_deref().is_none_or(|s| s.trim().is_empty()) {
-        c.error(&format!("{field}.command"), "executor", nth, "the `shell` executor needs `command`".into(),
+        c.error(&format!("{field}.command"), "executor", "the `shell` executor needs `command`".into(),
             "add `command: <shell command line>` (run in the worktree with the prompt in $CODENCER_PROMPT)");
     }
 }
@@ -395,14 +430,14 @@ fn resolve_workspace(c: &mut Checker<'_>, workspace: &str, base_dir: &Path) -> O
         path
     };
     if !path.is_dir() {
-        c.error("task.workspace", "workspace", 0, format!("`{}` does not exist or is not a directory", path.display()),
+        c.error("task.workspace", "workspace", format!("`{}` does not exist or is not a directory", path.display()),
             "point `workspace` at a git repository (relative paths resolve against the TaskSpec's directory)");
         return None;
     }
     match git::toplevel_blocking(&path) {
         Some(top) => Some(top),
         None => {
-            c.error("task.workspace", "workspace", 0, format!("`{}` is not a git repository", path.display()),
+            c.error("task.workspace", "workspace", format!("`{}` is not a git repository", path.display()),
                 "run `git init` and commit there first, or point `workspace` at an existing repository");
             None
         }

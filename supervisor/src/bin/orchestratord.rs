@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    codencer_supervisor::orchestratord_main()
+}

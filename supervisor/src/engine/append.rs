@@ -1,0 +1,155 @@
+//! Appending a step to an open run: the planner's next step, validated against the run's
+//! TaskSpec and policy, recorded (`step.created` and the step's text) but not yet run.
+
+use codencer_policy::{PolicyError, PolicySources};
+use codencer_store::{ArtifactKind, EventBody, RunStatus, StoreError};
+
+use super::Engine;
+use crate::record::{Ids, Recorder};
+use crate::spec::SpecErrors;
+use crate::supervisor_error::SupervisorError;
+
+/// A step appended to a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedStep {
+    pub run_id: String,
+    pub step_id: String,
+    /// 1-based position in the run.
+    pub index: u32,
+}
+
+/// Why a step could not be appended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendStepError {
+    #[error("no run `{0}`")]
+    NoRun(String),
+    #[error(
+        "run {0} is not open for appended steps (create it with `open: true`, or submit a new TaskSpec)"
+    )]
+    NotOpen(String),
+    #[error("run {run_id} has already ended ({status})")]
+    Finished {
+        run_id: String,
+        status: &'static str,
+    },
+    #[error("invalid step")]
+    Spec(#[source] SpecErrors),
+    #[error("the policy refuses this step")]
+    Policy(#[source] PolicyError),
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+}
+
+impl Engine {
+    /// Validates `text` (one step, YAML or JSON) against open run `run_id` and records it
+    /// as the run's next step, as `rec`'s actor. Running it is the caller's business
+    /// ([`Engine::resume_in`] runs every step not yet run).
+    pub fn append_step(
+        &self,
+        rec: &Recorder,
+        run_id: &str,
+        text: &str,
+        origin: &str,
+    ) -> Result<AppendedStep, AppendStepError> {
+        let store = rec.store();
+        let tree = store
+            .run_tree(run_id)?
+            .ok_or_else(|| AppendStepError::NoRun(run_id.to_string()))?;
+        if tree.run.status.is_terminal() {
+            return Err(AppendStepError::Finished {
+                run_id: run_id.to_string(),
+                status: tree.run.status.as_str(),
+            });
+        }
+        let plan = crate::resume::recorded_plan(store, &tree)?;
+        if !plan.open {
+            return Err(AppendStepError::NotOpen(run_id.to_string()));
+        }
+        let step = plan
+            .spec
+            .parse_step(text, origin)
+            .map_err(AppendStepError::Spec)?;
+        let resolved = plan
+            .resolve_step(step, &PolicySources::from_env())
+            .map_err(AppendStepError::Policy)?;
+        let step_id = codencer_store::new_id();
+        let index = tree.steps.len() as u32 + 1;
+        let ids = Ids::step(run_id, &step_id);
+        let blob = store.put_blob(text.as_bytes())?;
+        rec.append_all(vec![
+            (
+                ids.clone(),
+                EventBody::StepCreated {
+                    index,
+                    goal: resolved.spec.goal.clone(),
+                    executor: resolved.spec.executor.clone(),
+                    max_attempts: resolved.max_attempts(),
+                },
+            ),
+            (
+                ids,
+                EventBody::ArtifactRecorded {
+                    artifact_id: codencer_store::new_id(),
+                    kind: ArtifactKind::Taskspec,
+                    name: Some(origin.to_string()),
+                    sha256: blob.sha256,
+                    bytes: blob.bytes,
+                },
+            ),
+        ])?;
+        Ok(AppendedStep {
+            run_id: run_id.to_string(),
+            step_id,
+            index,
+        })
+    }
+
+    /// Whether run `run_id` is open for appended steps and not ended.
+    pub fn is_open(&self, run_id: &str) -> Result<bool, StoreError> {
+        let store = self.recorder().store();
+        let Some(tree) = store.run_tree(run_id)? else {
+            return Ok(false);
+        };
+        if tree.run.status.is_terminal() {
+            return Ok(false);
+        }
+        Ok(store
+            .events_for_run(run_id)?
+            .iter()
+            .any(|e| matches!(e.body, EventBody::RunOpened {})))
+    }
+
+    /// Ends open run `run_id`: `passed` when its last step passed, else `failed`.
+    pub fn close_run(&self, rec: &Recorder, run_id: &str) -> Result<RunStatus, AppendStepError> {
+        let store = rec.store();
+        let tree = store
+            .run_tree(run_id)?
+            .ok_or_else(|| AppendStepError::NoRun(run_id.to_string()))?;
+        if tree.run.status.is_terminal() {
+            return Err(AppendStepError::Finished {
+                run_id: run_id.to_string(),
+                status: tree.run.status.as_str(),
+            });
+        }
+        let last = tree.steps.last().map(|s| s.step.status);
+        let (status, reason) = match last {
+            Some(RunStatus::Passed) => (RunStatus::Passed, None),
+            None => (
+                RunStatus::Failed,
+                Some("closed before any step ran".to_string()),
+            ),
+            Some(other) => (
+                RunStatus::Failed,
+                Some(format!("closed while its last step was {}", other.as_str())),
+            ),
+        };
+        rec.append(
+            &Ids::run(run_id),
+            EventBody::RunCompleted { status, reason },
+        )?;
+        Ok(status)
+    }
+}
