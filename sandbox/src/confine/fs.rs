@@ -1,0 +1,496 @@
+//! The filesystem view: a tmpfs root filled with bind mounts, then `pivot_root`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::error::SandboxError;
+use crate::spec::SandboxSpec;
+
+/// Where the new root is assembled before `pivot_root` (the host's directory is only
+/// covered in the sandbox's own mount namespace).
+const STAGE: &str = "/tmp";
+
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+];
+
+/// `/etc` entries the sandbox sees (read-only, symlinks resolved).
+const ETC_ENTRIES: &[&str] = &[
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "crypto-policies",
+    "gai.conf",
+    "gitconfig",
+    "host.conf",
+    "hosts",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "pki",
+    "profile",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "terminfo",
+    "timezone",
+];
+
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Paths of the finished view, by access, for the Landlock rules that mirror it.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    /// Read-write (and executable) trees.
+    pub read_write: Vec<PathBuf>,
+    /// Read-only (and executable) trees.
+    pub read_only: Vec<PathBuf>,
+    /// Trees whose directories may be listed, files not read (the new root: it holds
+    /// nothing but our mounts).
+    pub list_only: Vec<PathBuf>,
+    /// Number of mounts made.
+    pub mounts: usize,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Bind { fd: OwnedFd, dir: bool, attrs: u64 },
+    Tmpfs { mode: u32, read_only: bool },
+    Symlink(PathBuf),
+}
+
+#[derive(Debug)]
+struct Entry {
+    target: PathBuf,
+    kind: Kind,
+}
+
+/// The host paths the view is made of, resolved and opened (before anything is covered).
+#[derive(Debug)]
+pub struct Plan {
+    entries: Vec<Entry>,
+    hidden: Vec<PathBuf>,
+    view: View,
+    passwd: String,
+    group: String,
+    tmpfs_bytes: u64,
+}
+
+impl Plan {
+    /// Resolves and opens everything `spec` exposes.
+    pub fn new(spec: &SandboxSpec) -> Result<Self, SandboxError> {
+        let mut plan = Plan {
+            entries: Vec::new(),
+            hidden: Vec::new(),
+            view: View::default(),
+            passwd: format!(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\n{u}:x:{uid}:{gid}:{u}:{h}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                u = spec.user_name,
+                uid = spec.uid,
+                gid = spec.gid,
+                h = spec.home.display()
+            ),
+            group: format!(
+                "root:x:0:\n{u}:x:{gid}:\nnogroup:x:65534:\n",
+                u = spec.user_name,
+                gid = spec.gid
+            ),
+            tmpfs_bytes: spec.tmpfs_bytes,
+        };
+        for dir in SYSTEM_DIRS {
+            let path = Path::new(dir);
+            match std::fs::read_link(path) {
+                Ok(target) => plan.entries.push(Entry {
+                    target: path.to_owned(),
+                    kind: Kind::Symlink(target),
+                }),
+                Err(_) if path.is_dir() => plan.bind(path, path, false)?,
+                Err(_) => {}
+            }
+        }
+        for name in ETC_ENTRIES {
+            let path = Path::new("/etc").join(name);
+            if let Ok(real) = path.canonicalize() {
+                plan.bind_at(&real, &path, false, false)?;
+            }
+        }
+        plan.view.read_only.push(PathBuf::from("/etc"));
+        plan.tmpfs(&spec.home, 0o700);
+        plan.tmpfs(Path::new("/tmp"), 0o1777);
+        plan.view.read_write.push(spec.home.clone());
+        plan.view.read_write.push(PathBuf::from("/tmp"));
+        plan.view.read_write.push(PathBuf::from("/dev/shm"));
+        let worktree = canonical(&spec.worktree)?;
+        plan.bind(&worktree, &worktree, true)?;
+        plan.git(spec, &worktree)?;
+        for path in &spec.read_only {
+            let real = canonical(path)?;
+            plan.bind(&real, &real, false)?;
+        }
+        for path in &spec.read_write {
+            let real = canonical(path)?;
+            plan.bind(&real, &real, true)?;
+        }
+        plan.hidden = spec
+            .hidden
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        // Parents before children: a mount point inside a mount is created after it.
+        plan.entries.sort_by(|a, b| a.target.cmp(&b.target));
+        Ok(plan)
+    }
+
+    fn tmpfs(&mut self, target: &Path, mode: u32) {
+        self.entries.push(Entry {
+            target: target.to_owned(),
+            kind: Kind::Tmpfs {
+                mode,
+                read_only: false,
+            },
+        });
+    }
+
+    fn bind(&mut self, source: &Path, target: &Path, writable: bool) -> Result<(), SandboxError> {
+        self.bind_at(source, target, writable, true)
+    }
+
+    fn bind_at(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        writable: bool,
+        record: bool,
+    ) -> Result<(), SandboxError> {
+        let file = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(source)
+            .map_err(|e| SandboxError::sys(format!("opening {}", source.display()), e))?;
+        let dir = file
+            .metadata()
+            .map_err(|e| SandboxError::sys(format!("stat {}", source.display()), e))?
+            .is_dir();
+        let mut attrs = ATTR_NOSUID | ATTR_NODEV;
+        if !writable {
+            attrs |= ATTR_RDONLY;
+        }
+        if record {
+            let list = if writable {
+                &mut self.view.read_write
+            } else {
+                &mut self.view.read_only
+            };
+            list.push(target.to_owned());
+        }
+        self.entries.push(Entry {
+            target: target.to_owned(),
+            kind: Kind::Bind {
+                fd: file.into(),
+                dir,
+                attrs,
+            },
+        });
+        Ok(())
+    }
+
+    /// The worktree's git metadata: the common dir read-only, what a commit writes
+    /// writable, the other worktrees' admin dirs hidden, hooks and config read-only.
+    fn git(&mut self, spec: &SandboxSpec, worktree: &Path) -> Result<(), SandboxError> {
+        let dot_git = worktree.join(".git");
+        if dot_git.is_dir() {
+            for name in ["hooks", "config"] {
+                let path = dot_git.join(name);
+                if path.exists() {
+                    self.bind(&path, &path, false)?;
+                }
+            }
+        }
+        let admin = std::fs::read_to_string(&dot_git)
+            .ok()
+            .and_then(|s| s.strip_prefix("gitdir:").map(|p| PathBuf::from(p.trim())))
+            .and_then(|p| p.canonicalize().ok());
+        for git_dir in &spec.git_dirs {
+            let common = canonical(git_dir)?;
+            self.bind(&common, &common, false)?;
+            for name in ["objects", "refs", "logs"] {
+                let path = common.join(name);
+                if path.is_dir() {
+                    self.bind(&path, &path, true)?;
+                }
+            }
+            let worktrees = common.join("worktrees");
+            if worktrees.is_dir() {
+                self.tmpfs(&worktrees, 0o755);
+                if let Some(admin) = admin.as_ref().filter(|a| a.starts_with(&worktrees)) {
+                    self.bind(admin, admin, true)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the view and pivots into it. The process must be in a new mount namespace.
+    pub fn enter(self) -> Result<View, SandboxError> {
+        let mut view = self.view;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(|e| mount_err(Path::new("/"), e))?;
+        let stage = Path::new(STAGE);
+        mount_tmpfs(stage, 0o755, self.tmpfs_bytes)?;
+        for entry in &self.entries {
+            let target = staged(&entry.target);
+            match &entry.kind {
+                Kind::Bind { fd, dir, attrs } => {
+                    make_mount_point(&target, *dir)?;
+                    bind_fd(fd, &target, *attrs)?;
+                }
+                Kind::Tmpfs { mode, read_only } => {
+                    make_mount_point(&target, true)?;
+                    mount_tmpfs(&target, *mode, self.tmpfs_bytes)?;
+                    if *read_only {
+                        set_attrs(&target, ATTR_RDONLY, false)?;
+                    }
+                }
+                Kind::Symlink(to) => {
+                    std::os::unix::fs::symlink(to, &target).map_err(|e| {
+                        SandboxError::sys(format!("symlink {}", target.display()), e)
+                    })?;
+                }
+            }
+            view.mounts += 1;
+        }
+        build_dev(&staged(Path::new("/dev")), self.tmpfs_bytes)?;
+        let proc_dir = staged(Path::new("/proc"));
+        make_mount_point(&proc_dir, true)?;
+        mount(
+            Some("proc"),
+            &proc_dir,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(|e| mount_err(&proc_dir, e))?;
+        view.read_only.push(PathBuf::from("/proc"));
+        let etc = staged(Path::new("/etc"));
+        make_mount_point(&etc, true)?;
+        write_file(&etc.join("passwd"), &self.passwd)?;
+        write_file(&etc.join("group"), &self.group)?;
+        for hidden in &self.hidden {
+            hide(&staged(hidden))?;
+        }
+        set_attrs(stage, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, false)?;
+        chdir(stage).map_err(|e| SandboxError::sys("chdir to new root", e))?;
+        pivot_root(".", ".").map_err(|e| SandboxError::PivotRoot {
+            path: stage.to_owned(),
+            source: e.into(),
+        })?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| mount_err(Path::new("old root"), e))?;
+        chdir("/").map_err(|e| SandboxError::sys("chdir /", e))?;
+        // Everything below the new root is ours; listing it reveals nothing of the host.
+        view.list_only.push(PathBuf::from("/"));
+        Ok(view)
+    }
+}
+
+/// The Landlock-only view when no mount namespace is available.
+pub fn host_view(spec: &SandboxSpec) -> View {
+    let mut ro: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+    ro.extend(["/etc", "/proc", "/dev"].map(PathBuf::from));
+    ro.extend(spec.read_only.iter().cloned());
+    ro.extend(spec.git_dirs.iter().cloned());
+    let mut rw = vec![spec.worktree.clone()];
+    rw.extend(spec.read_write.iter().cloned());
+    View {
+        read_write: rw,
+        read_only: ro,
+        list_only: Vec::new(),
+        mounts: 0,
+    }
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {
+    path.canonicalize()
+        .map_err(|e| SandboxError::sys(format!("resolving {}", path.display()), e))
+}
+
+fn staged(path: &Path) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    Path::new(STAGE).join(rel)
+}
+
+fn mount_err(path: &Path, e: nix::Error) -> SandboxError {
+    SandboxError::Mount {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+fn make_mount_point(path: &Path, dir: bool) -> Result<(), SandboxError> {
+    let err = |e| SandboxError::sys(format!("creating mount point {}", path.display()), e);
+    if dir {
+        return std::fs::create_dir_all(path).map_err(err);
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    File::create(path).map(drop).map_err(err)
+}
+
+fn mount_tmpfs(target: &Path, mode: u32, bytes: u64) -> Result<(), SandboxError> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode={mode:o},size={bytes}").as_str()),
+    )
+    .map_err(|e| mount_err(target, e))
+}
+
+fn bind_fd(fd: &OwnedFd, target: &Path, attrs: u64) -> Result<(), SandboxError> {
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    mount(
+        Some(source.as_str()),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| mount_err(target, e))?;
+    set_attrs(target, attrs, true)
+}
+
+/// mount_setattr(2): unlike a remount it needs no knowledge of the locked flags, and it
+/// covers submounts with `AT_RECURSIVE`.
+fn set_attrs(target: &Path, attrs: u64, recursive: bool) -> Result<(), SandboxError> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: attrs,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let path = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| SandboxError::InvalidSpec(format!("NUL in {}", target.display())))?;
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: path is a valid C string and attr a properly sized mount_attr that outlive
+    // the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(SandboxError::Mount {
+            path: target.to_owned(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+fn build_dev(dev: &Path, bytes: u64) -> Result<(), SandboxError> {
+    make_mount_point(dev, true)?;
+    mount_tmpfs(dev, 0o755, 1 << 20)?;
+    for name in DEV_NODES {
+        let host = Path::new("/dev").join(name);
+        let Ok(file) = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(&host)
+        else {
+            continue;
+        };
+        let target = dev.join(name);
+        make_mount_point(&target, false)?;
+        bind_fd(&file.into(), &target, ATTR_NOSUID | ATTR_NOEXEC)?;
+    }
+    let pts = dev.join("pts");
+    make_mount_point(&pts, true)?;
+    mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=620"),
+    )
+    .map_err(|e| mount_err(&pts, e))?;
+    let shm = dev.join("shm");
+    make_mount_point(&shm, true)?;
+    mount_tmpfs(&shm, 0o1777, bytes)?;
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link))
+            .map_err(|e| SandboxError::sys(format!("symlink /dev/{link}"), e))?;
+    }
+    Ok(())
+}
+
+/// Covers an existing path: an empty read-only tmpfs over a directory, `/dev/null` over a
+/// file.
+fn hide(path: &Path) -> Result<(), SandboxError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        mount_tmpfs(path, 0o000, 4096)?;
+        return set_attrs(path, ATTR_RDONLY | ATTR_NOEXEC, false);
+    }
+    let null = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(staged(Path::new("/dev/null")))
+        .map_err(|e| SandboxError::sys("opening /dev/null", e))?;
+    bind_fd(&null.into(), path, ATTR_RDONLY | ATTR_NOEXEC | ATTR_NOSUID)
+}
+
+fn write_file(path: &Path, content: &str) -> Result<(), SandboxError> {
+    std::fs::write(path, content)
+        .map_err(|e| SandboxError::sys(format!("writing {}", path.display()), e))
+}

@@ -1,0 +1,25 @@
+//! codencer-sandbox: confinement mechanics for running an executor in a git worktree.
+//!
+//! The supervisor describes the process and its confinement with an [`ExecSpec`], starts
+//! the `codencer-worker` binary with [`spawn_worker`], and gets a [`WorkerReport`] back
+//! from [`WorkerHandle::wait`]: the exit status and, per layer, what was enforced.
+//! [`probe_host`] tells what this host can enforce (for `codencer doctor` and `strict`).
+//!
+//! The [`confine`] module holds the mechanics the worker applies; nothing else should
+//! call it.
+
+pub mod confine;
+mod error;
+mod probe;
+mod report;
+mod spawn;
+mod spec;
+
+pub use error::SandboxError;
+pub use probe::probe_host;
+pub use report::{
+    Denial, DenialKind, Enforcement, ExitStatus, HostLayer, HostReport, LayerReport, LimitKind,
+    LimitMechanism, LimitReport, WorkerReport,
+};
+pub use spawn::{REPORT_FD, WorkerHandle, WorkerKiller, signal_name, signaled, spawn_worker};
+pub use spec::{ExecSpec, Layer, Limits, NetworkSpec, SandboxSpec};

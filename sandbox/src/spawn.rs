@@ -1,0 +1,188 @@
+//! The supervisor's side: start `codencer-worker`, hand it the spec, collect its report.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use crate::error::SandboxError;
+use crate::report::{Denial, DenialKind, ExitStatus, WorkerReport};
+use crate::spec::ExecSpec;
+
+/// The descriptor on which the worker writes its report (JSON lines; the last one wins).
+pub const REPORT_FD: RawFd = 3;
+
+/// A running worker. Dropping it does not kill the sandbox; call [`WorkerHandle::kill`].
+#[derive(Debug)]
+pub struct WorkerHandle {
+    child: Child,
+    report: std::io::PipeReader,
+    killer: WorkerKiller,
+}
+
+/// Kills a worker (and its whole sandbox) from anywhere, also while another thread is
+/// blocked in [`WorkerHandle::wait`]. Uses a pidfd, so it never signals a recycled pid.
+#[derive(Debug, Clone)]
+pub struct WorkerKiller {
+    pidfd: Arc<OwnedFd>,
+}
+
+impl WorkerKiller {
+    /// Sends SIGKILL to the worker; the sandbox's PID namespace dies with it.
+    /// A worker that already exited is not an error.
+    pub fn kill(&self) {
+        // SAFETY: pidfd_send_signal on a pidfd we own; null siginfo is allowed.
+        let _ = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+}
+
+impl WorkerHandle {
+    /// The worker's pid (outside the sandbox).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the whole sandbox (SIGKILL to the worker; its PID namespace dies with it).
+    pub fn kill(&self) {
+        self.killer.kill();
+    }
+
+    /// A cloneable killer usable while another thread waits.
+    pub fn killer(&self) -> WorkerKiller {
+        self.killer.clone()
+    }
+
+    /// Blocks until the worker exits and returns its report. Call it from a blocking thread.
+    pub fn wait(mut self) -> Result<WorkerReport, SandboxError> {
+        let mut raw = Vec::new();
+        // EOF arrives when the worker and everything in its sandbox is gone.
+        self.report
+            .read_to_end(&mut raw)
+            .map_err(SandboxError::WorkerIo)?;
+        let status = self.child.wait().map_err(SandboxError::WorkerIo)?;
+        let mut report = raw
+            .split(|b| *b == b'\n')
+            .filter_map(|line| serde_json::from_slice::<WorkerReport>(line).ok())
+            .last()
+            .unwrap_or_default();
+        if let Some(signal) = status.signal() {
+            report.worker_exit = Some(signaled(signal));
+            report.denials.push(Denial {
+                kind: DenialKind::Killed,
+                detail: format!("worker killed by {}", signal_name(signal)),
+            });
+            if report.exit.is_none() && report.setup_error.is_none() {
+                report.exit = Some(signaled(signal));
+            }
+        } else if report.exit.is_none() && report.setup_error.is_none() {
+            report.worker_exit = status.code().map(|code| ExitStatus::Exited { code });
+            report.setup_error = Some(format!(
+                "worker exited ({status}) without a report; see its stderr"
+            ));
+        }
+        Ok(report)
+    }
+}
+
+/// Starts `worker_bin` with an empty environment, writes `spec` to its stdin, and returns
+/// the handle. `stdout`/`stderr` become the executor's.
+pub fn spawn_worker(
+    worker_bin: &Path,
+    spec: &ExecSpec,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<WorkerHandle, SandboxError> {
+    if spec.argv.is_empty() {
+        return Err(SandboxError::InvalidSpec("argv is empty".to_owned()));
+    }
+    let encoded = serde_json::to_vec(spec).map_err(|source| SandboxError::Encoding {
+        what: "exec spec",
+        source,
+    })?;
+    let (spec_r, mut spec_w) = std::io::pipe().map_err(SandboxError::WorkerIo)?;
+    let (report_r, report_w) = std::io::pipe().map_err(SandboxError::WorkerIo)?;
+    // Move the write end above the standard fds so dup2 onto REPORT_FD always copies
+    // (dup2 of an fd onto itself would keep O_CLOEXEC).
+    let report_w = dup_above(report_w.as_raw_fd(), 10)?;
+    let report_w_fd = report_w.as_raw_fd();
+    let mut command = Command::new(worker_bin);
+    command
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(spec_r)))
+        .stdout(stdout)
+        .stderr(stderr);
+    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(report_w_fd, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|source| SandboxError::Spawn {
+        path: worker_bin.to_owned(),
+        source,
+    })?;
+    drop(command);
+    drop(report_w);
+    let pidfd = pidfd_open(child.id())?;
+    // A worker that died before reading shows up in `wait`; ignore EPIPE here.
+    let _ = spec_w.write_all(&encoded);
+    drop(spec_w);
+    Ok(WorkerHandle {
+        child,
+        report: report_r,
+        killer: WorkerKiller {
+            pidfd: Arc::new(pidfd),
+        },
+    })
+}
+
+fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd, SandboxError> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a valid fd; the new fd is owned by the result.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(SandboxError::sys("dup", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn pidfd_open(pid: u32) -> Result<OwnedFd, SandboxError> {
+    // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(SandboxError::sys(
+            "pidfd_open",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// An [`ExitStatus::Signaled`] for `signal`.
+pub fn signaled(signal: i32) -> ExitStatus {
+    ExitStatus::Signaled {
+        signal,
+        name: signal_name(signal),
+    }
+}
+
+/// `SIGKILL`-style name of a signal number.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}

@@ -1,0 +1,183 @@
+//! What the supervisor asks for: the process to run and the confinement around it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One process to run inside a sandbox. Handed to `codencer-worker` on a pipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Program and arguments; `argv[0]` is resolved against `PATH` from `env` when it has no `/`.
+    pub argv: Vec<String>,
+    /// Working directory, as seen inside the sandbox (normally the worktree or below it).
+    pub cwd: PathBuf,
+    /// The complete environment of the process, already filtered by the caller.
+    pub env: Vec<(String, String)>,
+    /// The confinement.
+    pub sandbox: SandboxSpec,
+}
+
+/// The confinement around an [`ExecSpec`]. Paths are host paths; they appear at the same
+/// place inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxSpec {
+    /// Read-write; the executor's whole world.
+    pub worktree: PathBuf,
+    /// Git common dirs (`<repo>/.git`) the worktree's `.git` file points into. Mounted
+    /// read-only; `objects`, `refs`, `logs` and this worktree's own admin dir
+    /// (`worktrees/<name>`) are writable; the other worktrees' admin dirs are hidden; `config`
+    /// and `hooks` stay read-only.
+    pub git_dirs: Vec<PathBuf>,
+    /// Extra read-only (and executable) paths, e.g. the executor's install dir.
+    pub read_only: Vec<PathBuf>,
+    /// Extra read-write paths.
+    pub read_write: Vec<PathBuf>,
+    /// Paths that must never be visible, even below a mounted path.
+    pub hidden: Vec<PathBuf>,
+    /// Network access.
+    pub network: NetworkSpec,
+    /// Resource limits; wall and idle time are the caller's (it calls `WorkerHandle::kill`).
+    pub limits: Limits,
+    /// Layers that must be enforced or the worker refuses to start the process.
+    pub required: Vec<Layer>,
+    /// Every layer is required (the `strict` profile).
+    pub strict: bool,
+    /// Private (tmpfs) home directory inside the sandbox; the caller sets `HOME` to it.
+    pub home: PathBuf,
+    /// Host name inside the sandbox.
+    pub hostname: String,
+    /// User name written to the sandbox's `/etc/passwd` for `uid`.
+    pub user_name: String,
+    /// uid of the process inside; mapped to the caller's uid outside.
+    pub uid: u32,
+    /// gid of the process inside; mapped to the caller's gid outside.
+    pub gid: u32,
+    /// Size of each private tmpfs (`/tmp`, home, `/dev/shm`), in bytes.
+    pub tmpfs_bytes: u64,
+}
+
+impl Default for SandboxSpec {
+    fn default() -> Self {
+        Self {
+            worktree: PathBuf::new(),
+            git_dirs: Vec::new(),
+            read_only: Vec::new(),
+            read_write: Vec::new(),
+            hidden: Vec::new(),
+            network: NetworkSpec::None,
+            limits: Limits::default(),
+            required: Vec::new(),
+            strict: false,
+            home: PathBuf::from("/home/codencer"),
+            hostname: "codencer".to_owned(),
+            user_name: "codencer".to_owned(),
+            uid: 1000,
+            gid: 1000,
+            tmpfs_bytes: 512 << 20,
+        }
+    }
+}
+
+impl SandboxSpec {
+    /// A spec with defaults around `worktree`.
+    pub fn new(worktree: impl Into<PathBuf>) -> Self {
+        Self {
+            worktree: worktree.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `layer` must be enforced (listed in `required`, or `strict`).
+    pub fn requires(&self, layer: Layer) -> bool {
+        self.strict || self.required.contains(&layer)
+    }
+}
+
+/// Network access of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum NetworkSpec {
+    /// Empty network namespace with only loopback up; no TCP at all (Landlock).
+    #[default]
+    None,
+    /// The host's network (refused by `strict`: the Network layer is then not enforced).
+    Host,
+    /// Empty network namespace; the worker bridges `127.0.0.1:<port>` inside to the
+    /// supervisor's proxy listening on `unix_socket` outside. TCP connect is allowed to
+    /// `port` only. `forward` is reserved for direct TCP forwards (not yet supported:
+    /// a non-empty list is refused).
+    Proxy {
+        /// The proxy's unix socket on the host.
+        unix_socket: PathBuf,
+        /// The loopback port the executor connects to inside.
+        port: u16,
+        /// Reserved: extra host addresses to forward (refused for now).
+        #[serde(default)]
+        forward: Vec<SocketAddr>,
+    },
+}
+
+/// Resource limits. `None` means not limited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// CPU time of each process (`RLIMIT_CPU`: SIGXCPU, then SIGKILL one second later).
+    pub cpu_seconds: Option<u64>,
+    /// Memory of the whole sandbox (memory cgroup), else address space per process.
+    pub memory_bytes: Option<u64>,
+    /// Number of processes (tasks) in the sandbox (pids cgroup, else `RLIMIT_NPROC`).
+    pub pids: Option<u64>,
+    /// Open file descriptors per process (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Largest file a process may write, including stdout/stderr when they are files
+    /// (`RLIMIT_FSIZE`: SIGXFSZ). Output to a pipe is the caller's to cap.
+    pub file_size_bytes: Option<u64>,
+}
+
+/// A confinement layer, reported and required individually.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    /// user, mount, pid, net, ipc, uts (and cgroup) namespaces.
+    Namespaces,
+    /// The bind-mount + `pivot_root` filesystem view.
+    Filesystem,
+    /// Landlock filesystem, network and scope rules.
+    Landlock,
+    /// The seccomp deny list.
+    Seccomp,
+    /// no_new_privs, capabilities, securebits, session, fds.
+    Privileges,
+    /// Resource limits.
+    Limits,
+    /// Network isolation.
+    Network,
+}
+
+impl Layer {
+    /// All layers, in report order.
+    pub const ALL: [Layer; 7] = [
+        Layer::Namespaces,
+        Layer::Filesystem,
+        Layer::Landlock,
+        Layer::Seccomp,
+        Layer::Privileges,
+        Layer::Limits,
+        Layer::Network,
+    ];
+
+    /// The snake_case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Namespaces => "namespaces",
+            Layer::Filesystem => "filesystem",
+            Layer::Landlock => "landlock",
+            Layer::Seccomp => "seccomp",
+            Layer::Privileges => "privileges",
+            Layer::Limits => "limits",
+            Layer::Network => "network",
+        }
+    }
+}

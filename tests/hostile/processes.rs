@@ -1,0 +1,181 @@
+//! Other processes: ptrace, /proc, signals, terminals, leftovers.
+
+use std::time::Duration;
+
+use crate::harness::{self, Fixture, survivors};
+
+#[test]
+fn ptrace_the_worker() {
+    let fx = Fixture::new();
+    fx.run("probe ptrace_parent; probe ptrace_pid 1; probe fork")
+        .ok()
+        .expect(&["DENIED EPERM\nDENIED EPERM\nOK"]);
+}
+
+#[test]
+fn ptrace_a_sibling() {
+    let fx = Fixture::new();
+    fx.run("probe ptrace_child; probe ptrace_traceme; sleep 0.1 & wait && echo SIBLING-RAN")
+        .ok()
+        .expect(&["DENIED EPERM\nDENIED EPERM", "SIBLING-RAN"]);
+}
+
+#[test]
+fn process_vm_readv_a_sibling() {
+    let fx = Fixture::new();
+    fx.run("probe vm_read; cat /proc/self/status | grep -c ^Pid")
+        .ok()
+        .expect(&["DENIED EPERM", "1"]);
+}
+
+#[test]
+fn read_proc_1_environ() {
+    let fx = Fixture::new();
+    fx.run("cat /proc/1/environ && echo ENVIRON-READ; readlink /proc/1/root && echo ROOT-READ; tr '\\0' '\\n' < /proc/self/environ | grep -c PATH")
+        .ok()
+        .never("ENVIRON-READ")
+        .never("ROOT-READ")
+        .expect(&["1"]);
+}
+
+#[test]
+fn host_processes_invisible() {
+    let fx = Fixture::new();
+    let me = std::process::id();
+    let out = fx.run(&format!(
+        "test -e /proc/{me} && echo SUPERVISOR-VISIBLE; ps -e --no-headers | wc -l; ps -e -o pid= -o comm="
+    ));
+    out.ok().never("SUPERVISOR-VISIBLE");
+    let count: usize = out
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap();
+    assert!(count <= 4, "only sandbox processes are visible:\n{out}");
+}
+
+#[test]
+fn kill_the_supervisor_or_host_pids() {
+    let fx = Fixture::new();
+    let me = std::process::id();
+    let out = fx.run(&format!(
+        "probe kill {me} 9; kill -9 {me} && echo HOST-PID-SIGNALLED; sleep 0.2 & kill $! && echo OWN-KILLED"
+    ));
+    out.ok()
+        .never("HOST-PID-SIGNALLED")
+        .expect(&["DENIED ESRCH", "OWN-KILLED"]);
+}
+
+#[test]
+fn tiocsti_into_a_terminal() {
+    let fx = Fixture::new();
+    fx.run("probe tiocsti; probe tiocsti_high; probe tiocgwinsz")
+        .ok()
+        .expect(&["DENIED EPERM\nDENIED EPERM\nOK"]);
+}
+
+#[test]
+fn io_uring_setup() {
+    let fx = Fixture::new();
+    fx.run("probe io_uring; probe fork")
+        .ok()
+        .expect(&["DENIED EPERM\nOK"]);
+}
+
+#[test]
+fn new_user_namespace() {
+    let fx = Fixture::new();
+    fx.run("probe unshare_user; probe clone_user; probe clone3; unshare -U true && echo UNSHARED; probe fork")
+        .ok()
+        .never("UNSHARED")
+        .expect(&["DENIED EPERM\nDENIED EPERM\nDENIED ENOSYS", "OK"]);
+}
+
+#[test]
+fn mount_anything() {
+    let fx = Fixture::new();
+    fx.run("probe mount; probe unshare_mount; probe chroot; probe setns; mount -t tmpfs none /tmp && echo MOUNTED; mkdir -p d && echo DIR-OK")
+        .ok()
+        .never("MOUNTED")
+        .expect(&["DENIED EPERM\nDENIED EPERM\nDENIED EPERM\nDENIED", "DIR-OK"]);
+}
+
+#[test]
+fn kernel_keyring_bpf_perf() {
+    let fx = Fixture::new();
+    fx.run("probe keyctl; probe add_key; probe bpf; probe perf; probe open_by_handle; echo after")
+        .ok()
+        .expect(&["DENIED EPERM\nDENIED EPERM\nDENIED EPERM\nDENIED EPERM\nDENIED EPERM\nafter"]);
+}
+
+#[test]
+fn background_process_gone_after_attempt() {
+    let fx = Fixture::new();
+    let out = fx.run(
+        "(sleep 987651 &) ; nohup sleep 987652 >/dev/null 2>&1 & setsid sleep 987653 & echo LEFT",
+    );
+    out.ok().expect(&["LEFT"]);
+    for marker in ["987651", "987652", "987653"] {
+        assert!(survivors(marker).is_empty(), "{:?}", survivors(marker));
+    }
+}
+
+#[test]
+fn env_has_no_operator_secrets() {
+    // The test process's own environment stands for the supervisor's.
+    let fx = Fixture::new();
+    let out = fx.run("env; cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'");
+    out.ok().expect(&["PATH=", "HOME=/home/codencer"]);
+    for (key, _) in std::env::vars() {
+        if ["PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "OLDPWD"].contains(&key.as_str()) {
+            continue;
+        }
+        assert!(
+            !out.stdout.contains(&format!("{key}=")),
+            "{key} leaked:\n{out}"
+        );
+    }
+    assert!(!out.stdout.contains("SSH_AUTH_SOCK"));
+}
+
+#[test]
+fn sleeper_stopped_by_wall_time_kill() {
+    let fx = Fixture::new();
+    let spec = fx.spec("echo started; sleep 987654; echo NEVER");
+    let out = harness::run(&spec, Some(Duration::from_millis(700)));
+    assert!(out.report.worker_killed(), "{out}");
+    assert!(out.elapsed < Duration::from_secs(5));
+    out.expect(&["started"]).never("NEVER");
+    assert!(survivors("987654").is_empty());
+}
+
+#[test]
+fn idle_killer_kills_the_whole_tree() {
+    let fx = Fixture::new();
+    let spec = fx.spec("sleep 987655 & sleep 987656 & (sleep 987657 &); wait");
+    let out = harness::run(&spec, Some(Duration::from_millis(500)));
+    assert!(out.report.worker_killed(), "{out}");
+    for marker in ["987655", "987656", "987657"] {
+        assert!(
+            survivors(marker).is_empty(),
+            "{marker}: {:?}",
+            survivors(marker)
+        );
+    }
+}
+
+#[test]
+fn sigterm_forwarded_to_executor() {
+    let fx = Fixture::new();
+    let spec = fx.spec(
+        "trap 'echo GOT-TERM; exit 7' TERM; echo ready; for i in $(seq 100); do sleep 0.05; done",
+    );
+    let out = harness::run_with(&spec, None, |pid| {
+        std::thread::sleep(Duration::from_millis(400));
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    });
+    out.expect(&["ready", "GOT-TERM"]);
+    assert_eq!(out.code(), 7, "{out}");
+}

@@ -1,0 +1,284 @@
+//! The sandbox's PID 1: builds the view, drops privileges, forks the executor, reaps,
+//! forwards signals, and reports to the worker.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use codencer_sandbox::confine::fs::{Plan, View, host_view};
+use codencer_sandbox::confine::limits::Cgroup;
+use codencer_sandbox::confine::{layer, lock, privs, seccomp, userns};
+use codencer_sandbox::{
+    Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, LayerReport, LimitMechanism,
+    NetworkSpec, WorkerReport, signal_name, signaled,
+};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::exec::{self, Prepared};
+use crate::outer::handled_signals;
+use crate::proto::{chain, refused, send};
+
+/// Everything PID 1 inherits from the worker.
+#[derive(Debug)]
+pub struct Init {
+    pub exec: ExecSpec,
+    pub userns: bool,
+    pub outside_root: bool,
+    pub cgroup: Cgroup,
+    pub layers: Vec<LayerReport>,
+    pub status: OwnedFd,
+    pub alive: OwnedFd,
+}
+
+/// Runs PID 1; never returns.
+pub fn run(mut init: Init) -> ! {
+    // Die with the worker. The pipe check closes the race with a worker that died before
+    // the prctl.
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    let mut fds = [PollFd::new(init.alive.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+        std::process::exit(1);
+    }
+    // The report fd is the worker's; the executor must not inherit it.
+    let _ = nix::unistd::close(codencer_sandbox::REPORT_FD);
+    let mut report = WorkerReport::default();
+    match setup(&mut init, &mut report) {
+        Ok(prepared) => supervise(init, report, prepared),
+        Err(err) => {
+            send(init.status.as_fd(), &refused(err, Some(report)));
+            std::process::exit(125)
+        }
+    }
+}
+
+fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String> {
+    let spec = &init.exec.sandbox;
+    let fail = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", chain(e));
+    init.cgroup.join().map_err(|e| fail("cgroup", &e))?;
+    report.layers = std::mem::take(&mut init.layers);
+    let view = if init.userns {
+        userns::unshare_mount_and_cgroup().map_err(|e| fail("namespaces", &e))?;
+        let view = Plan::new(spec)
+            .and_then(Plan::enter)
+            .map_err(|e| fail("building the filesystem view", &e))?;
+        report.layers.push(layer(
+            Layer::Filesystem,
+            Enforcement::Enforced,
+            format!(
+                "{} mounts, pivot_root, fresh /proc, minimal /dev",
+                view.mounts
+            ),
+        ));
+        view
+    } else {
+        report.layers.push(layer(
+            Layer::Filesystem,
+            Enforcement::NotEnforced,
+            "no mount namespace; Landlock only",
+        ));
+        let _ = prctl::set_child_subreaper(true);
+        host_view(spec)
+    };
+    nix::unistd::chdir(&init.exec.cwd)
+        .map_err(|e| fail(&format!("chdir {}", init.exec.cwd.display()), &e))?;
+    let _ = nix::unistd::setsid();
+    if init.userns {
+        privs::lock_down().map_err(|e| fail("privileges", &e))?;
+    } else {
+        prctl::set_no_new_privs().map_err(|e| fail("no_new_privs", &e))?;
+        let _ = prctl::set_dumpable(false);
+    }
+    report.limits = codencer_sandbox::confine::limits::apply_rlimits(
+        &spec.limits,
+        &init.cgroup,
+        init.outside_root,
+    )
+    .map_err(|e| fail("limits", &e))?;
+    let program = seccomp::build().map_err(|e| fail("seccomp", &e))?;
+    let privileges = privs::drop_remaining_caps().map_err(|e| fail("capabilities", &e))?;
+    report.layers.push(restrict(&view, &spec.network, init.userns));
+    report
+        .layers
+        .push(seccomp::apply(&program).map_err(|e| fail("seccomp", &e))?);
+    report.layers.push(privileges);
+    report.layers.push(limits_layer(report));
+    report.layers.push(network_layer(init));
+    report
+        .layers
+        .sort_by_key(|l| Layer::ALL.iter().position(|x| *x == l.layer));
+    let missing: Vec<String> = report
+        .layers
+        .iter()
+        .filter(|l| spec.requires(l.layer) && l.status != Enforcement::Enforced)
+        .map(|l| format!("{} ({})", l.layer.name(), l.detail))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "required layers not enforced on this host: {}. Fix: run `codencer doctor` for what to change, or relax `required`/`strict`",
+            missing.join("; ")
+        ));
+    }
+    exec::prepare(&init.exec)
+}
+
+fn restrict(view: &View, network: &NetworkSpec, netns: bool) -> LayerReport {
+    lock::restrict(view, network, netns)
+        .unwrap_or_else(|e| layer(Layer::Landlock, Enforcement::NotEnforced, chain(&e)))
+}
+
+fn limits_layer(report: &WorkerReport) -> LayerReport {
+    let missing: Vec<_> = report
+        .limits
+        .iter()
+        .filter(|l| l.mechanism == LimitMechanism::NotEnforced)
+        .map(|l| format!("{:?}: {}", l.kind, l.detail))
+        .collect();
+    if report.limits.is_empty() {
+        layer(Layer::Limits, Enforcement::Enforced, "no limits requested")
+    } else if missing.is_empty() {
+        layer(
+            Layer::Limits,
+            Enforcement::Enforced,
+            "every requested limit has a mechanism",
+        )
+    } else {
+        layer(Layer::Limits, Enforcement::Partial, missing.join("; "))
+    }
+}
+
+fn network_layer(init: &Init) -> LayerReport {
+    match (&init.exec.sandbox.network, init.userns) {
+        (_, false) => layer(
+            Layer::Network,
+            Enforcement::NotEnforced,
+            "no network namespace",
+        ),
+        (NetworkSpec::Host, true) => layer(
+            Layer::Network,
+            Enforcement::NotEnforced,
+            "host network requested",
+        ),
+        (NetworkSpec::None, true) => layer(
+            Layer::Network,
+            Enforcement::Enforced,
+            "empty network namespace, loopback only",
+        ),
+        (NetworkSpec::Proxy { port, .. }, true) => layer(
+            Layer::Network,
+            Enforcement::Enforced,
+            format!("empty network namespace; 127.0.0.1:{port} bridged to the proxy"),
+        ),
+    }
+}
+
+/// Forks the executor and reaps until it and every other process are gone.
+fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
+    send(init.status.as_fd(), &report);
+    // SAFETY: PID 1 is single-threaded.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => exec::exec(&prepared),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(err) => {
+            send(
+                init.status.as_fd(),
+                &refused(format!("fork: {err}"), Some(report)),
+            );
+            std::process::exit(125);
+        }
+    };
+    let signals = handled_signals();
+    let cpu_limit = init.exec.sandbox.limits.cpu_seconds;
+    let mut exit: Option<ExitStatus> = None;
+    loop {
+        let Ok(sig) = signals.wait() else { continue };
+        if sig != Signal::SIGCHLD {
+            if exit.is_none() {
+                let _ = kill(Pid::from_raw(-child.as_raw()), sig);
+            }
+            continue;
+        }
+        loop {
+            match reap() {
+                Reaped::Pid(pid, status, cpu) => {
+                    if exit.is_none() {
+                        note_denial(&mut report, &status, cpu, cpu_limit);
+                    }
+                    if pid == child {
+                        exit = Some(status);
+                        // The attempt is over: nothing it started may outlive it.
+                        let target = if init.userns {
+                            Pid::from_raw(-1)
+                        } else {
+                            Pid::from_raw(-child.as_raw())
+                        };
+                        let _ = kill(target, Signal::SIGKILL);
+                    }
+                }
+                Reaped::None => break,
+                Reaped::NoChildren => {
+                    report.exit = exit;
+                    send(init.status.as_fd(), &report);
+                    std::process::exit(0);
+                }
+            }
+        }
+    }
+}
+
+enum Reaped {
+    Pid(Pid, ExitStatus, f64),
+    None,
+    NoChildren,
+}
+
+fn reap() -> Reaped {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; all-zero is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes into the two locals we pass.
+    let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut usage) };
+    if pid == 0 {
+        return Reaped::None;
+    }
+    if pid < 0 {
+        return if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            Reaped::None
+        } else {
+            Reaped::NoChildren
+        };
+    }
+    let cpu = usage.ru_utime.tv_sec as f64
+        + usage.ru_stime.tv_sec as f64
+        + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) as f64 / 1e6;
+    let exit = if libc::WIFSIGNALED(status) {
+        signaled(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Exited {
+            code: libc::WEXITSTATUS(status),
+        }
+    };
+    Reaped::Pid(Pid::from_raw(pid), exit, cpu)
+}
+
+fn note_denial(report: &mut WorkerReport, status: &ExitStatus, cpu: f64, cpu_limit: Option<u64>) {
+    let ExitStatus::Signaled { signal, .. } = status else {
+        return;
+    };
+    let kind = match *signal {
+        libc::SIGXCPU => DenialKind::CpuLimit,
+        libc::SIGXFSZ => DenialKind::FileSizeLimit,
+        libc::SIGSYS => DenialKind::Seccomp,
+        libc::SIGKILL if cpu_limit.is_some_and(|l| cpu >= l as f64) => DenialKind::CpuLimit,
+        _ => return,
+    };
+    if report.denials.len() < 32 {
+        report.denials.push(Denial {
+            kind,
+            detail: format!(
+                "a process was killed by {} after {cpu:.1}s of CPU",
+                signal_name(*signal)
+            ),
+        });
+    }
+}

@@ -1,0 +1,276 @@
+//! The worker outside the sandbox: reads the spec, creates cgroups and namespaces, forks
+//! the sandbox's PID 1, relays its reports, forwards signals, cleans up.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::ExitCode;
+
+use codencer_sandbox::confine::limits::Cgroup;
+use codencer_sandbox::confine::{layer, net, privs, userns};
+use codencer_sandbox::{
+    Enforcement, ExecSpec, ExitStatus, Layer, LayerReport, NetworkSpec, WorkerReport, signaled,
+};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+
+use crate::init::{self, Init};
+use crate::proto::{chain, refused, report_fd, send};
+
+/// Signals the worker and PID 1 handle synchronously (blocked, read via signalfd/sigwait).
+pub fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(sig);
+    }
+    set
+}
+
+pub fn run() -> ExitCode {
+    let exec = match read_spec() {
+        Ok(exec) => exec,
+        Err(err) => {
+            send(report_fd(), &refused(err, None));
+            return ExitCode::from(125);
+        }
+    };
+    match start(exec) {
+        Ok(code) => code,
+        Err(report) => {
+            send(report_fd(), &report);
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn read_spec() -> Result<ExecSpec, String> {
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading the spec on stdin: {e}"))?;
+    let exec: ExecSpec =
+        serde_json::from_slice(&raw).map_err(|e| format!("parsing the spec: {e}"))?;
+    if exec.argv.is_empty() {
+        return Err("argv is empty".to_owned());
+    }
+    if exec.sandbox.uid == 0 {
+        return Err("the executor must not be uid 0 inside the sandbox".to_owned());
+    }
+    if let NetworkSpec::Proxy { forward, .. } = &exec.sandbox.network
+        && !forward.is_empty()
+    {
+        return Err("network forwards are not supported yet".to_owned());
+    }
+    // The executor's stdin is /dev/null; the spec pipe is done.
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
+    nix::unistd::dup2_stdin(null.as_fd()).map_err(|e| format!("dup2 stdin: {e}"))?;
+    Ok(exec)
+}
+
+fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
+    let fail =
+        |what: &str, e: &dyn std::error::Error| refused(format!("{what}: {}", chain(e)), None);
+    // Anything the supervisor leaked stays outside.
+    privs::close_fds_from(4).map_err(|e| fail("closing inherited fds", &e))?;
+    fcntl(report_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| fail("fcntl report fd", &e))?;
+    let signals = handled_signals();
+    signals
+        .thread_block()
+        .map_err(|e| fail("blocking signals", &e))?;
+    let spec = &exec.sandbox;
+    let (_, outside_gid) = userns::outside_ids();
+    let outside_root = nix::unistd::getuid().is_root();
+    let _ = outside_gid;
+    let cgroup = Cgroup::create(&spec.limits, &std::process::id().to_string());
+    let host_net = matches!(spec.network, NetworkSpec::Host);
+    let mut layers = Vec::new();
+    let userns = match userns::enter_user_namespace(spec)
+        .and_then(|()| userns::unshare_namespaces(host_net))
+    {
+        Ok(()) => true,
+        Err(err) => {
+            let needed = [Layer::Namespaces, Layer::Filesystem, Layer::Network]
+                .into_iter()
+                .filter(|l| spec.requires(*l))
+                .map(Layer::name)
+                .collect::<Vec<_>>();
+            if !needed.is_empty() || !host_net && !matches!(spec.network, NetworkSpec::None) {
+                cgroup.remove();
+                return Err(refused(
+                    format!(
+                        "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
+                        chain(&err),
+                        needed.join(", ")
+                    ),
+                    None,
+                ));
+            }
+            layers.push(layer(
+                Layer::Namespaces,
+                Enforcement::NotEnforced,
+                format!("unavailable: {}", chain(&err)),
+            ));
+            false
+        }
+    };
+    if userns {
+        if !host_net && let Err(err) = net::loopback_up() {
+            cgroup.remove();
+            return Err(fail("bringing loopback up", &err));
+        }
+        let _ = nix::unistd::sethostname(&spec.hostname);
+        layers.push(layer(
+            Layer::Namespaces,
+            if host_net {
+                Enforcement::Partial
+            } else {
+                Enforcement::Enforced
+            },
+            if host_net {
+                "user, mount, pid, ipc, uts, cgroup (host network: no net namespace)"
+            } else {
+                "user, mount, pid, net, ipc, uts, cgroup"
+            },
+        ));
+    }
+    let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
+    let (alive_r, alive_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
+    let init = Init {
+        exec,
+        userns,
+        outside_root,
+        cgroup,
+        layers,
+        status: status_w,
+        alive: alive_r,
+    };
+    // SAFETY: the worker is single-threaded, so the child may do anything after fork.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => init::run(init),
+        Ok(ForkResult::Parent { child }) => {
+            let Init {
+                cgroup,
+                status,
+                alive,
+                ..
+            } = init;
+            drop((status, alive));
+            Ok(supervise(child, status_r, alive_w, cgroup, &signals))
+        }
+        Err(err) => {
+            init.cgroup.remove();
+            Err(fail("fork", &err))
+        }
+    }
+}
+
+/// Relays PID 1's reports, forwards signals, and writes the final report.
+fn supervise(
+    init_pid: Pid,
+    status: OwnedFd,
+    _alive: OwnedFd,
+    mut cgroup: Cgroup,
+    signals: &SigSet,
+) -> ExitCode {
+    let mut latest: Option<WorkerReport> = None;
+    let mut buf = Vec::new();
+    let mut status_open = true;
+    let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
+    let mut init_status: Option<WaitStatus> = None;
+    while init_status.is_none() || status_open {
+        let mut fds = Vec::with_capacity(2);
+        if status_open {
+            fds.push(PollFd::new(status.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(sfd) = &sfd {
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        }
+        if init_status.is_none() && fds.is_empty() {
+            init_status = waitpid(init_pid, None).ok();
+            break;
+        }
+        let timeout = if sfd.is_none() {
+            PollTimeout::from(100u16)
+        } else {
+            PollTimeout::NONE
+        };
+        if let Err(nix::errno::Errno::EINTR) = poll(&mut fds, timeout) {
+            continue;
+        }
+        let status_ready = status_open
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        drop(fds);
+        if status_ready {
+            let mut chunk = [0u8; 8192];
+            match nix::unistd::read(&status, &mut chunk) {
+                Ok(0) | Err(_) => status_open = false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if let Ok(report) = serde_json::from_slice::<WorkerReport>(&line) {
+                    send(report_fd(), &report);
+                    latest = Some(report);
+                }
+            }
+        }
+        if let Some(sfd) = &sfd {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                if sig != Signal::SIGCHLD {
+                    let _ = kill(init_pid, sig);
+                }
+            }
+        }
+        if init_status.is_none()
+            && let Ok(ws) = waitpid(init_pid, Some(WaitPidFlag::WNOHANG))
+            && ws != WaitStatus::StillAlive
+        {
+            init_status = Some(ws);
+        }
+    }
+    let mut report = latest.unwrap_or_default();
+    match init_status {
+        Some(WaitStatus::Signaled(_, sig, _)) => {
+            report.worker_exit = Some(signaled(sig as i32));
+            if report.exit.is_none() && report.setup_error.is_none() {
+                report.setup_error = Some(format!("sandbox init killed by {}", sig.as_str()));
+            }
+        }
+        Some(WaitStatus::Exited(_, code))
+            if report.exit.is_none() && report.setup_error.is_none() =>
+        {
+            report.setup_error = Some(format!("sandbox init exited with {code} without a report"));
+        }
+        _ => {}
+    }
+    report.denials.extend(cgroup.denials());
+    cgroup.remove();
+    send(report_fd(), &report);
+    let _ = status.as_raw_fd();
+    match report.exit {
+        Some(ExitStatus::Exited { code }) => ExitCode::from(code.clamp(0, 255) as u8),
+        Some(ExitStatus::Signaled { signal, .. }) => {
+            ExitCode::from((128 + signal).clamp(0, 255) as u8)
+        }
+        None => ExitCode::from(125),
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: LayerReport) {}
