@@ -15,6 +15,7 @@ mod rows;
 mod schema;
 mod sqltypes;
 mod store;
+mod tokens;
 mod verify;
 
 pub use blobs::BlobProblem;

@@ -286,6 +286,21 @@ pub enum EventBody {
         reason: String,
         route: Option<String>,
     },
+    /// The run stays open for steps a planner appends (through the daemon) until it is
+    /// closed or cancelled: its last step passing does not end it.
+    #[serde(rename = "run.opened")]
+    RunOpened {},
+    /// An API token was created. Only the SHA-256 of the secret is recorded.
+    #[serde(rename = "token.created")]
+    TokenCreated {
+        token_id: String,
+        /// The actor of every event the token causes.
+        name: String,
+        scopes: Vec<String>,
+        sha256: String,
+    },
+    #[serde(rename = "token.revoked")]
+    TokenRevoked { token_id: String, name: String },
 }
 
 impl EventBody {
@@ -310,6 +325,9 @@ impl EventBody {
             EventBody::PolicyDecided { .. } => "policy.decided",
             EventBody::SupervisorFailure { .. } => "supervisor.failure",
             EventBody::AuditDenied { .. } => "audit.denied",
+            EventBody::RunOpened { .. } => "run.opened",
+            EventBody::TokenCreated { .. } => "token.created",
+            EventBody::TokenRevoked { .. } => "token.revoked",
         }
     }
 }
@@ -526,6 +544,20 @@ pub struct GateRow {
     pub decided_by: Option<String>,
     pub created_at: String,
     pub decided_at: Option<String>,
+}
+
+/// An API token as recorded (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub id: String,
+    /// The actor of every event the token causes.
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// SHA-256 (hex) of the secret.
+    pub sha256: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked_at: Option<String>,
 }
 
 /// Filter for listing runs.

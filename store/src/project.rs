@@ -334,6 +334,31 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
                 ts
             ])?;
         }
+        EventBody::TokenCreated {
+            token_id,
+            name,
+            scopes,
+            sha256,
+        } => {
+            let scopes = serde_json::to_string(scopes)
+                .map_err(|source| StoreError::Encode { kind, source })?;
+            conn.prepare_cached(on!(target; "INSERT INTO " [tokens] " (id, seq, name, sha256, scopes, created_at, created_by, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"))?
+            .execute(params![token_id, seq, name, sha256, scopes, ts, ev.actor])?;
+        }
+        EventBody::TokenRevoked { token_id, name: _ } => {
+            let n = conn
+                .prepare_cached(on!(target; "UPDATE " [tokens] " SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"))?
+                .execute(params![token_id, ts])?;
+            exactly_one(n, "token", token_id)?;
+        }
+        EventBody::RunOpened {} => {
+            let run_id = need(&ev.run_id, "run id")?;
+            let n = conn
+                .prepare_cached(on!(target; "SELECT COUNT(*) FROM " [runs] " WHERE id = ?1"))?
+                .query_row([&run_id], |r| r.get::<_, usize>(0))?;
+            exactly_one(n, "run", &run_id)?;
+        }
         EventBody::PolicyDecided { .. }
         | EventBody::SupervisorFailure { .. }
         | EventBody::AuditDenied { .. } => {}

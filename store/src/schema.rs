@@ -11,17 +11,18 @@ use crate::error::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The projection tables, parents before children (the order to insert; reverse to delete).
-pub(crate) const PROJECTION_TABLES: [&str; 6] = [
+pub(crate) const PROJECTION_TABLES: [&str; 7] = [
     "runs",
     "steps",
     "attempts",
     "artifacts",
     "validations",
     "gates",
+    "tokens",
 ];
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Never edit a released one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -157,6 +158,21 @@ CREATE INDEX gates_run ON gates(run_id, seq);
 CREATE INDEX gates_status ON gates(status);
 "#;
 
+// API tokens of the daemon, projected from `token.created` / `token.revoked`.
+const V2: &str = r#"
+CREATE TABLE tokens (
+    id         TEXT PRIMARY KEY NOT NULL,
+    seq        INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    scopes     TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX tokens_sha256 ON tokens(sha256);
+"#;
+
 /// Open a connection with the store's settings.
 pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
     let open = |source| StoreError::Open {
@@ -167,9 +183,21 @@ pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open)?;
     // WAL: readers never block the writer and vice versa; NORMAL is crash-safe in WAL mode
     // (a power cut may lose the last commits, never corrupt or fork the chain).
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(open)?;
+    // Switching a fresh database to WAL needs a lock that a concurrent migrator (another
+    // process opening the same new state dir) may hold; SQLite then answers BUSY at once,
+    // without the busy handler, so wait for it here.
+    let mut tries = 0;
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 500 =>
+            {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.map_err(open)?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %db.display(), mode, "database is not in WAL mode");
     }
@@ -216,7 +244,8 @@ pub(crate) fn reset_scratch(conn: &Connection) -> Result<(), StoreError> {
     }
     let mut stmt = conn.prepare_cached(
         "SELECT type, sql FROM main.sqlite_schema
-         WHERE tbl_name IN ('runs', 'steps', 'attempts', 'artifacts', 'validations', 'gates')
+         WHERE tbl_name IN ('runs', 'steps', 'attempts', 'artifacts', 'validations', 'gates',
+                           'tokens')
            AND sql IS NOT NULL
          ORDER BY type DESC, rowid",
     )?;

@@ -1,11 +1,14 @@
 //! The command lines. Binaries are thin: `main` calls one of these.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod client;
 mod codencer;
 mod common;
 mod ctl;
 mod ctl_error;
+mod ctl_remote;
 mod gates;
+mod orchestratord;
 mod policy;
 mod render;
 
@@ -14,6 +17,11 @@ use std::process::ExitCode;
 /// `codencer`: one-shot runs and local maintenance.
 pub fn codencer_main() -> ExitCode {
     codencer::main()
+}
+
+/// `orchestratord`: the daemon.
+pub fn orchestratord_main() -> ExitCode {
+    orchestratord::main()
 }
 
 /// `orchestratorctl`: inspect runs, artifacts and the audit log.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use codencer_policy::PolicySources;
-use codencer_store::{ArtifactKind, AttemptStatus, EventBody, GateStatus, RunStatus, RunTree};
+use codencer_store::{ArtifactKind, EventBody, GateStatus, RunStatus, RunTree};
 
 use crate::actors::run::RunOutcome;
 use crate::engine::{CreatedRun, Engine, RunScope};
@@ -60,21 +60,7 @@ impl Engine {
             .into_iter()
             .filter(|a| a.run_id == run_id)
         {
-            rec.append(
-                &Ids::attempt(run_id, &attempt.step_id, &attempt.id),
-                EventBody::AttemptCompleted {
-                    status: AttemptStatus::Interrupted,
-                    exit: None,
-                    reason: Some("the supervisor stopped before the attempt ended; its worktree is kept for evidence".into()),
-                    commit: None,
-                    files_changed: Vec::new(),
-                    insertions: 0,
-                    deletions: 0,
-                    duration_ms: 0,
-                    summary: None,
-                    usage: None,
-                },
-            )?;
+            crate::interrupted::close(rec, &plan.spec.workspace, &attempt).await?;
         }
         let restart = match restart_point(rec, &tree, &plan)? {
             Ok(restart) => restart,

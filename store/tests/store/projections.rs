@@ -154,6 +154,10 @@ fn rebuilt_projections_equal_the_live_ones() {
     let (_dir, store) = open();
     let s = scenario(&store);
     scenario(&store);
+    let token = store
+        .create_token("op", "bot", &["runs:read".to_string()], "ab")
+        .unwrap();
+    store.revoke_token("op", &token.id).unwrap();
     let before = store.run_tree(&s.run).unwrap();
     let report = store.check_projections().unwrap();
     assert!(report.ok, "{report}");

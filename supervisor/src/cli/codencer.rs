@@ -67,6 +67,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve MCP on stdio for a planner that spawns a process, forwarding to the daemon
+    /// (CODENCER_URL, CODENCER_TOKEN). Starts nothing itself.
+    Mcp {
+        /// The daemon's URL.
+        #[arg(long, env = "CODENCER_URL", default_value = "http://127.0.0.1:8750")]
+        url: String,
+        /// API token (scopes decide which tools succeed).
+        #[arg(long, env = "CODENCER_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Check or rebuild the store.
     Store {
         #[command(subcommand)]
@@ -116,6 +126,7 @@ pub fn main() -> ExitCode {
             command: PolicyCommand::Check { dir },
         } => super::policy::check(&dir),
         Command::Doctor { json } => super::policy::doctor(json),
+        Command::Mcp { url, token } => mcp_stdio(&url, &token),
         Command::Store {
             command: StoreCommand::Verify { json },
         } => store_verify(&state, json),
@@ -358,6 +369,23 @@ fn store_rebuild(state: &std::path::Path, json: bool) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: rebuild failed: {}", error_chain(&err));
+            exit(EXIT_INFRASTRUCTURE)
+        }
+    }
+}
+
+fn mcp_stdio(url: &str, token: &str) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return exit(EXIT_INFRASTRUCTURE);
+        }
+    };
+    match rt.block_on(crate::mcp::serve_stdio(url, token)) {
+        Ok(()) => exit(EXIT_PASSED),
+        Err(err) => {
+            eprintln!("error: {}", error_chain(&err));
             exit(EXIT_INFRASTRUCTURE)
         }
     }

@@ -1,5 +1,6 @@
-//! `orchestratorctl`: inspect runs, artifacts and the audit log. Reads the store directly
-//! (`--state-dir`); the daemon issue adds an HTTP client mode.
+//! `orchestratorctl`: inspect and drive runs, gates, artifacts, tokens and the audit log.
+//! A client of the daemon when `--url`/`CODENCER_URL` is set (see `ctl_remote.rs`); with
+//! `--state-dir` (or no URL) it reads and writes the store directly, offline.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,17 +21,46 @@ use crate::result::RunResult;
     version,
     about = "Inspect Codencer runs, artifacts and the audit log."
 )]
-struct Cli {
-    /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer).
+pub(super) struct Cli {
+    /// State directory (default: $CODENCER_HOME, else $XDG_DATA_HOME/codencer). Works
+    /// offline, against the store; wins over --url.
     #[arg(long, global = true)]
-    state_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// The daemon's URL (e.g. http://127.0.0.1:8750); also `url` in
+    /// $CODENCER_CONFIG/client.toml.
+    #[arg(long, global = true, env = "CODENCER_URL")]
+    pub url: Option<String>,
+    /// API token for the daemon; also `token` in $CODENCER_CONFIG/client.toml.
+    #[arg(long, global = true, env = "CODENCER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Runs: list, show, tree.
+pub(super) enum Command {
+    /// Submit a TaskSpec to the daemon (with --wait, wait for the run and print its result).
+    Submit {
+        spec: PathBuf,
+        #[arg(long)]
+        wait: bool,
+        /// Keep the run open for appended steps (`steps append`).
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Steps of an open run: append the next one.
+    Steps {
+        #[command(subcommand)]
+        command: StepsCommand,
+    },
+    /// API tokens: create, list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Runs: list, show, tree, watch, cancel, resume, close.
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
@@ -53,7 +83,71 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum RunsCommand {
+pub(super) enum StepsCommand {
+    /// Append a step (YAML or JSON file) to an open run.
+    Append {
+        run: String,
+        step: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum TokensCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// The token's name: the actor of every event it causes.
+        name: String,
+        /// runs:read, runs:write, gates:write, artifacts:read, admin (repeat or comma-separate).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id or name.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum RunsCommand {
+    /// Follow a run live (daemon only): progress from the event stream, then its tree.
+    Watch {
+        id: String,
+        /// Start after this event sequence number (resume a watch).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Print each event as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run (daemon only).
+    Cancel {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a run go on (daemon only; offline, use `codencer resume`).
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End an open run (daemon only).
+    Close {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List runs, newest first.
     List {
         #[arg(long)]
@@ -80,7 +174,7 @@ enum RunsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum ArtifactsCommand {
+pub(super) enum ArtifactsCommand {
     /// Write an artifact's content to stdout (or a file).
     Get {
         id: String,
@@ -90,7 +184,7 @@ enum ArtifactsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum GatesCommand {
+pub(super) enum GatesCommand {
     /// List gates (all runs unless --run; all statuses unless --status).
     List {
         #[arg(long)]
@@ -116,7 +210,7 @@ enum GatesCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum AuditCommand {
+pub(super) enum AuditCommand {
     /// Export every event, in order, one JSON object per line.
     Export {
         /// JSON lines (the only format for now; accepted for clarity).
@@ -129,9 +223,19 @@ enum AuditCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_tracing(false);
+    if cli.state_dir.is_none() {
+        super::ctl_remote::fill_from_config(&mut cli);
+        if let Some(url) = cli.url.clone() {
+            return super::ctl_remote::main(&url, cli);
+        }
+    }
     let state = state_dir(cli.state_dir);
+    if let Command::Tokens { command } = cli.command {
+        // Creating the first token is how a fresh state dir gets its admin.
+        return super::ctl_remote::tokens_offline(&state, command);
+    }
     let store = match open_store(&state) {
         Ok(store) => store,
         Err(err) => {
@@ -140,6 +244,17 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Tokens { .. } => Err(CtlError::Invalid(NEEDS_DAEMON.to_string())),
+        Command::Submit { .. } | Command::Steps { .. } => {
+            Err(CtlError::Invalid(NEEDS_DAEMON.to_string()))
+        }
+        Command::Runs {
+            command:
+                RunsCommand::Watch { .. }
+                | RunsCommand::Cancel { .. }
+                | RunsCommand::Resume { .. }
+                | RunsCommand::Close { .. },
+        } => Err(CtlError::Invalid(NEEDS_DAEMON.to_string())),
         Command::Runs { command } => runs(&store, command),
         Command::Artifacts {
             command: ArtifactsCommand::Get { id, output },
@@ -162,7 +277,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn parse_status(text: &str) -> Result<RunStatus, String> {
+const NEEDS_DAEMON: &str = "this command needs the daemon: set CODENCER_URL (or --url) and CODENCER_TOKEN, and drop --state-dir";
+
+pub(super) fn parse_status(text: &str) -> Result<RunStatus, String> {
     serde_json::from_value(json!(text)).map_err(|_| {
         format!("unknown status `{text}`: use pending, running, awaiting_approval, passed, failed or cancelled")
     })
@@ -231,6 +348,10 @@ fn runs(store: &Store, command: RunsCommand) -> Result<u8, CtlError> {
             }
             Ok(EXIT_PASSED)
         }
+        RunsCommand::Watch { .. }
+        | RunsCommand::Cancel { .. }
+        | RunsCommand::Resume { .. }
+        | RunsCommand::Close { .. } => Err(CtlError::Invalid(NEEDS_DAEMON.to_string())),
     }
 }
 
@@ -349,7 +470,7 @@ fn audit_line(event: &Event, executor: Option<String>) -> serde_json::Value {
     })
 }
 
-fn command_to_gates(command: GatesCommand) -> super::gates::GatesAction {
+pub(super) fn command_to_gates(command: GatesCommand) -> super::gates::GatesAction {
     match command {
         GatesCommand::List { run, status, json } => {
             super::gates::GatesAction::List { run, status, json }

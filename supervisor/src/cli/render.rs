@@ -24,7 +24,7 @@ pub async fn progress(mut events: broadcast::Receiver<Event>, step_ids: Vec<Stri
     }
 }
 
-fn progress_line(event: &Event, steps: &[String]) -> Option<String> {
+pub(super) fn progress_line(event: &Event, steps: &[String]) -> Option<String> {
     Some(match &event.body {
         EventBody::StepStarted { base_commit, .. } => format!(
             "step {} started from {}",

@@ -113,7 +113,9 @@ pub fn create_token(
                 .into(),
         );
     }
-    let live = store.list_tokens().map_err(|e| crate::text::error_chain(&e))?;
+    let live = store
+        .list_tokens()
+        .map_err(|e| crate::text::error_chain(&e))?;
     if live
         .iter()
         .any(|t| t.name == name && t.revoked_at.is_none())

@@ -89,7 +89,9 @@ impl ApiError {
 impl From<codencer_store::StoreError> for ApiError {
     fn from(err: codencer_store::StoreError) -> ApiError {
         match &err {
-            codencer_store::StoreError::RunNotFound { prefix } => ApiError::not_found("run", prefix),
+            codencer_store::StoreError::RunNotFound { prefix } => {
+                ApiError::not_found("run", prefix)
+            }
             codencer_store::StoreError::AmbiguousRunId { .. } => {
                 ApiError::bad_request(error_chain(&err))
             }

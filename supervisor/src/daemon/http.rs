@@ -21,7 +21,7 @@ use crate::record::Ids;
 pub type AppState = Arc<Daemon>;
 
 /// The whole API: `/v1/...`, `/mcp`, and the unauthenticated `/v1/health`.
-pub fn router(state: AppState, mcp: Router) -> Router {
+pub fn router(state: AppState, mcp: Router<AppState>) -> Router {
     use super::{http_events as events, http_gates as gates, http_runs as runs};
     let api = Router::new()
         .route("/v1/queue", get(runs::queue))
@@ -41,14 +41,23 @@ pub fn router(state: AppState, mcp: Router) -> Router {
         .route("/v1/runs/{run}/events", get(events::run_events))
         .route("/v1/attempts/{attempt}", get(runs::attempt))
         .route("/v1/artifacts/{artifact}", get(gates::artifact))
-        .route("/v1/artifacts/{artifact}/content", get(gates::artifact_content))
+        .route(
+            "/v1/artifacts/{artifact}/content",
+            get(gates::artifact_content),
+        )
         .route("/v1/gates", get(gates::list))
         .route("/v1/gates/{gate}", get(gates::get))
         .route("/v1/gates/{gate}/approve", post(gates::approve))
         .route("/v1/gates/{gate}/reject", post(gates::reject))
         .route("/v1/events", get(events::all_events))
-        .route("/v1/tokens", get(gates::list_tokens).post(gates::create_token))
-        .route("/v1/tokens/{token}", axum::routing::delete(gates::revoke_token))
+        .route(
+            "/v1/tokens",
+            get(gates::list_tokens).post(gates::create_token),
+        )
+        .route(
+            "/v1/tokens/{token}",
+            axum::routing::delete(gates::revoke_token),
+        )
         .merge(mcp)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -99,7 +108,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         ) {
             tracing::error!(cause = %err, "could not record audit.denied");
         }
-        let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason).into_response();
+        let mut response =
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason).into_response();
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             axum::http::HeaderValue::from_static("Bearer"),
@@ -122,7 +132,11 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     if token.revoked_at.is_some() {
         return denied(format!("token `{}` was revoked", token.name));
     }
-    let scopes = token.scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+    let scopes = token
+        .scopes
+        .iter()
+        .filter_map(|s| Scope::parse(s))
+        .collect();
     req.extensions_mut().insert(Principal {
         token_id: token.id,
         name: token.name,
@@ -143,8 +157,9 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 pub fn spec_text(value: &serde_json::Value, field: &str) -> Result<String, ApiError> {
     match value {
         serde_json::Value::String(text) => Ok(text.clone()),
-        serde_json::Value::Object(_) => serde_json::to_string_pretty(value)
-            .map_err(|e| ApiError::bad_request(e.to_string())),
+        serde_json::Value::Object(_) => {
+            serde_json::to_string_pretty(value).map_err(|e| ApiError::bad_request(e.to_string()))
+        }
         _ => Err(ApiError::bad_request(format!(
             "`{field}` must be the TaskSpec as a YAML/JSON string or a JSON object"
         ))),

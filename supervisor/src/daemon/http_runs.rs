@@ -18,7 +18,10 @@ use super::http::{AppState, parse_body, spec_text};
 
 type Who = Extension<Principal>;
 
-pub async fn queue(State(s): State<AppState>, Extension(who): Who) -> Result<impl IntoResponse, ApiError> {
+pub async fn queue(
+    State(s): State<AppState>,
+    Extension(who): Who,
+) -> Result<impl IntoResponse, ApiError> {
     s.require(&who, Scope::RunsRead, "GET /v1/queue")?;
     Ok(Json(s.runner.queue()))
 }
@@ -104,7 +107,10 @@ pub async fn cancel(
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let status = s.cancel(&who, &run)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": s.resolve_run(&run)?, "status": status }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run_id": s.resolve_run(&run)?, "status": status })),
+    ))
 }
 
 pub async fn resume(
@@ -113,7 +119,10 @@ pub async fn resume(
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let status = s.resume(&who, &run)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": s.resolve_run(&run)?, "status": status }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "run_id": s.resolve_run(&run)?, "status": status })),
+    ))
 }
 
 pub async fn close(
@@ -122,7 +131,9 @@ pub async fn close(
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let status = s.close(&who, &run)?;
-    Ok(Json(json!({ "run_id": s.resolve_run(&run)?, "status": status })))
+    Ok(Json(
+        json!({ "run_id": s.resolve_run(&run)?, "status": status }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +166,11 @@ pub async fn step_result(
     Extension(who): Who,
     Path((run, step)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.require(&who, Scope::RunsRead, "GET /v1/runs/{run}/steps/{step}/result")?;
+    s.require(
+        &who,
+        Scope::RunsRead,
+        "GET /v1/runs/{run}/steps/{step}/result",
+    )?;
     Ok(Json(s.step_result(&run, &step)?.result))
 }
 
@@ -171,7 +186,11 @@ pub async fn step_wait(
     Path((run, step)): Path<(String, String)>,
     Query(q): Query<WaitQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.require(&who, Scope::RunsRead, "GET /v1/runs/{run}/steps/{step}/wait")?;
+    s.require(
+        &who,
+        Scope::RunsRead,
+        "GET /v1/runs/{run}/steps/{step}/wait",
+    )?;
     let timeout = Duration::from_secs(q.timeout.unwrap_or(30).min(600));
     Ok(Json(s.wait_step(&run, &step, timeout).await?))
 }
@@ -187,7 +206,10 @@ pub async fn attempts(
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.require(&who, Scope::RunsRead, "GET /v1/runs/{run}/attempts")?;
-    let rows: Vec<_> = attempt_trees(&s, &run)?.into_iter().map(|a| a.attempt).collect();
+    let rows: Vec<_> = attempt_trees(&s, &run)?
+        .into_iter()
+        .map(|a| a.attempt)
+        .collect();
     Ok(Json(json!({ "attempts": rows })))
 }
 

@@ -173,7 +173,9 @@ impl Daemon {
             .map_err(|e| match e {
                 AppendStepError::NoRun(id) => ApiError::not_found("run", &id),
                 AppendStepError::NotOpen(_) => ApiError::conflict("run_not_open", e.to_string()),
-                AppendStepError::Finished { .. } => ApiError::conflict("run_finished", e.to_string()),
+                AppendStepError::Finished { .. } => {
+                    ApiError::conflict("run_finished", e.to_string())
+                }
                 AppendStepError::Spec(errors) => ApiError::invalid_spec("invalid_step", &errors),
                 AppendStepError::Policy(err) => ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -197,7 +199,10 @@ impl Daemon {
         if tree.run.status.is_terminal() {
             return Err(ApiError::conflict(
                 "run_finished",
-                format!("run {run_id} has already ended ({})", tree.run.status.as_str()),
+                format!(
+                    "run {run_id} has already ended ({})",
+                    tree.run.status.as_str()
+                ),
             ));
         }
         self.runner.cancel(&self.recorder_for(who), &run_id);
@@ -211,7 +216,10 @@ impl Daemon {
         if tree.run.status.is_terminal() {
             return Err(ApiError::conflict(
                 "run_finished",
-                format!("run {run_id} has already ended ({})", tree.run.status.as_str()),
+                format!(
+                    "run {run_id} has already ended ({})",
+                    tree.run.status.as_str()
+                ),
             ));
         }
         self.runner.kick(&run_id, &who.name);
@@ -228,7 +236,12 @@ impl Daemon {
                 format!("run {run_id} is still running a step; wait for it, or cancel the run"),
             ));
         }
-        if !self.runner.engine.is_open(&run_id).map_err(|e| ApiError::internal(&e))? {
+        if !self
+            .runner
+            .engine
+            .is_open(&run_id)
+            .map_err(|e| ApiError::internal(&e))?
+        {
             return Err(ApiError::conflict(
                 "run_not_open",
                 format!("run {run_id} is not an open run (or has ended); cancel it instead"),
@@ -298,7 +311,15 @@ impl Daemon {
         approve: bool,
         reason: Option<String>,
     ) -> Result<GateRow, ApiError> {
-        self.require(who, Scope::GatesWrite, if approve { "approve_gate" } else { "reject_gate" })?;
+        self.require(
+            who,
+            Scope::GatesWrite,
+            if approve {
+                "approve_gate"
+            } else {
+                "reject_gate"
+            },
+        )?;
         let gate = self.gate(id)?;
         if gate.status != GateStatus::Pending {
             return Err(ApiError::conflict(
