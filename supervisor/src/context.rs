@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use codencer_policy::{
     EffectivePolicy, Enforcement as PolicyEnforcement, HostLayers, NetworkMode, SandboxLayer,
+    SecretSource,
 };
 use codencer_sandbox::{Enforcement, HostReport, Layer, Limits, NetworkSpec, SandboxSpec};
 use ractor::ActorRef;
@@ -123,6 +124,27 @@ impl Context {
         for (name, value) in &values.env.set {
             env.retain(|(k, _)| k != name);
             env.push((name.clone(), value.clone()));
+        }
+        if let Some(name) = &values.env.config_home {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), home.display().to_string()));
+        }
+        // Secrets are read now, for this executor only, and never recorded.
+        for (name, source) in &values.env.secrets {
+            let value = match source {
+                SecretSource::File(path) => std::fs::read_to_string(path)
+                    .ok()
+                    .map(|v| v.trim_end_matches('\n').to_string()),
+                SecretSource::Env(var) => std::env::var(var).ok(),
+                _ => None,
+            };
+            match value {
+                Some(value) => {
+                    env.retain(|(k, _)| k != name);
+                    env.push((name.clone(), value));
+                }
+                None => tracing::warn!(secret = %name, "policy secret unavailable; not set"),
+            }
         }
         env
     }

@@ -9,6 +9,7 @@ mod cli;
 mod context;
 pub mod daemon;
 mod engine;
+mod executors;
 mod git;
 mod interrupted;
 mod launch;

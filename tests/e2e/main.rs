@@ -3,6 +3,7 @@
 // Helpers of tests panic on unexpected shapes, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod executors;
 mod interrupt;
 mod lifecycle;
 mod policy;

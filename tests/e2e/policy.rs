@@ -237,3 +237,40 @@ fn doctor_reports_every_layer() {
         ]
     );
 }
+
+#[test]
+fn env_carries_policy_secrets_and_nothing_else_of_the_operator() {
+    let sb = Sandbox::new();
+    let token_file = sb.dir.path().join("token");
+    std::fs::write(&token_file, "file-secret\n").unwrap();
+    sb.policy(
+        "shell.toml",
+        &format!("[env.set]\nMODE = \"ci\"\n\n[env.secrets]\nAPI_TOKEN = {{ env = \"OPERATOR_TOKEN\" }}\nFILE_TOKEN = {{ file = \"{}\" }}\n", token_file.display()),
+    );
+    let path = spec(&sb, "  command: 'env | sort > env.txt'\n");
+    let out = codencer_tests::run(
+        sb.command("codencer")
+            .env("OPERATOR_TOKEN", "env-secret")
+            .env("UNRELATED_SECRET", "must-not-leak")
+            .args(["run", "--json", path.to_str().unwrap()]),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let result = json(&out);
+    let env = git(
+        &sb.repo(),
+        &[
+            "show",
+            &format!("{}:env.txt", result["steps"][0]["branch"].as_str().unwrap()),
+        ],
+    );
+    assert!(env.contains("API_TOKEN=env-secret\n"), "{env}");
+    assert!(env.contains("FILE_TOKEN=file-secret\n"), "{env}");
+    assert!(env.contains("MODE=ci\n"), "{env}");
+    assert!(
+        !env.contains("must-not-leak") && !env.contains("OPERATOR_TOKEN"),
+        "{env}"
+    );
+    // Secrets never reach the record.
+    let audit = sb.ctl(&["audit", "export", "--jsonl"]).stdout;
+    assert!(!audit.contains("env-secret") && !audit.contains("file-secret"));
+}

@@ -29,6 +29,10 @@ pub(super) async fn run(
     let adapter = codencer_adapters::adapter(&step.executor).ok_or_else(|| {
         SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor))
     })?;
+    let located = match crate::executors::locate(adapter) {
+        Ok(located) => located,
+        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
+    };
     let home = ws.scratch.join("home");
     let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
         prompt: &prompt,
@@ -36,7 +40,7 @@ pub(super) async fn run(
         attempt: plan.number,
         command: step.command.as_deref(),
         config_home: &home,
-        binary: None,
+        binary: Some(&located.binary),
         model: None,
         model_base_url: None,
     }) {
@@ -68,7 +72,12 @@ pub(super) async fn run(
         wall: plan.step.wall(),
         idle: plan.step.idle(),
         output_limit: plan.step.output_limit(),
-        sandbox: ws.sandbox.clone(),
+        sandbox: {
+            // The executor's own installation is visible, read-only; nothing else of it.
+            let mut sandbox = ws.sandbox.clone();
+            sandbox.read_only.extend(located.install_root.clone());
+            sandbox
+        },
     };
     let mut cancel = ctx.cancel.clone();
     let rec = ctx.recorder.clone();

@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// List the executors: installed or not, version, default policy.
+    Executors {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show which sandbox layers this host can enforce.
     Doctor {
         #[arg(long)]
@@ -125,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => super::policy::check(&dir),
+        Command::Executors { json } => super::executors::list(json),
         Command::Doctor { json } => super::policy::doctor(json),
         Command::Mcp { url, token } => mcp_stdio(&url, &token),
         Command::Store {
@@ -153,6 +159,13 @@ fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> Exit
             return exit(EXIT_INVALID);
         }
     };
+    for step in &plan.steps {
+        let located = codencer_adapters::adapter(&step.spec.executor).map(crate::executors::locate);
+        if let Some(Err(err)) = located {
+            eprintln!("error: {err} (nothing was run or recorded)");
+            return exit(EXIT_INVALID);
+        }
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(err) => {
