@@ -6,6 +6,7 @@
 pub mod fs;
 pub mod limits;
 pub mod lock;
+mod mount;
 pub mod net;
 pub mod privs;
 pub mod seccomp;

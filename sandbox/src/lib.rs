@@ -14,6 +14,7 @@ mod probe;
 mod report;
 mod spawn;
 mod spec;
+mod stale;
 
 pub use error::SandboxError;
 pub use probe::probe_host;
@@ -21,5 +22,8 @@ pub use report::{
     Denial, DenialKind, Enforcement, ExitStatus, HostLayer, HostReport, LayerReport, LimitKind,
     LimitMechanism, LimitReport, WorkerReport,
 };
-pub use spawn::{REPORT_FD, WorkerHandle, WorkerKiller, signal_name, signaled, spawn_worker};
+pub use spawn::{
+    REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled, spawn_worker,
+};
 pub use spec::{ExecSpec, Layer, Limits, NetworkSpec, SandboxSpec};
+pub use stale::{StaleWorker, kill_stale_worker};

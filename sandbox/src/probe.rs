@@ -243,3 +243,22 @@ fn probe_limits(root: bool) -> Vec<LimitReport> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reports_every_layer_in_order() {
+        let report = probe_host();
+        let layers: Vec<Layer> = report.layers.iter().map(|l| l.layer).collect();
+        assert_eq!(layers, Layer::ALL);
+        assert!(
+            report
+                .layers
+                .iter()
+                .all(|l| l.status == Enforcement::Enforced || l.fix.is_some())
+        );
+        assert_eq!(report.limits.len(), 5);
+    }
+}

@@ -193,3 +193,49 @@ pub struct HostLayer {
     /// How to make it available, when it is not.
     pub fix: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_round_trips_and_answers_queries() {
+        let report = WorkerReport {
+            exit: Some(ExitStatus::Signaled {
+                signal: 9,
+                name: "SIGKILL".into(),
+            }),
+            worker_exit: Some(ExitStatus::Signaled {
+                signal: 9,
+                name: "SIGKILL".into(),
+            }),
+            layers: vec![LayerReport {
+                layer: Layer::Landlock,
+                status: Enforcement::Partial,
+                detail: "abi".into(),
+            }],
+            limits: vec![LimitReport {
+                kind: LimitKind::Pids,
+                value: 64,
+                mechanism: LimitMechanism::CgroupV1,
+                detail: String::new(),
+            }],
+            denials: vec![Denial {
+                kind: DenialKind::Killed,
+                detail: "wall time".into(),
+            }],
+            setup_error: None,
+        };
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""mechanism":"cgroup_v1""#), "{json}");
+        assert!(json.contains(r#""kind":"signaled""#), "{json}");
+        let back: WorkerReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report);
+        assert!(back.worker_killed());
+        assert_eq!(
+            back.layer(Layer::Landlock).unwrap().status,
+            Enforcement::Partial
+        );
+        assert_eq!(back.limit(LimitKind::Pids).unwrap().value, 64);
+    }
+}

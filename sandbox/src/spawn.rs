@@ -1,24 +1,27 @@
 //! The supervisor's side: start `codencer-worker`, hand it the spec, collect its report.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::SandboxError;
 use crate::report::{Denial, DenialKind, ExitStatus, WorkerReport};
 use crate::spec::ExecSpec;
 
-/// The descriptor on which the worker writes its report (JSON lines; the last one wins).
+/// The descriptor on which the worker writes its report: a unix stream socket carrying
+/// JSON lines (the last one wins) and, once, a pidfd of the sandbox's PID 1 (SCM_RIGHTS),
+/// so that `wait` returns only when the whole PID namespace is gone.
 pub const REPORT_FD: RawFd = 3;
 
 /// A running worker. Dropping it does not kill the sandbox; call [`WorkerHandle::kill`].
 #[derive(Debug)]
 pub struct WorkerHandle {
     child: Child,
-    report: std::io::PipeReader,
+    report: UnixStream,
     killer: WorkerKiller,
 }
 
@@ -26,24 +29,34 @@ pub struct WorkerHandle {
 /// blocked in [`WorkerHandle::wait`]. Uses a pidfd, so it never signals a recycled pid.
 #[derive(Debug, Clone)]
 pub struct WorkerKiller {
-    pidfd: Arc<OwnedFd>,
+    worker: Arc<OwnedFd>,
+    init: Arc<OnceLock<OwnedFd>>,
 }
 
 impl WorkerKiller {
-    /// Sends SIGKILL to the worker; the sandbox's PID namespace dies with it.
-    /// A worker that already exited is not an error.
+    /// Kills the sandbox: SIGKILL to its PID 1 once known (the whole PID namespace dies;
+    /// the worker then reports and exits, so `wait` returns when nothing is left), else
+    /// to the worker (PID 1 follows through its parent-death signal).
+    /// A sandbox that already ended is not an error.
     pub fn kill(&self) {
-        // SAFETY: pidfd_send_signal on a pidfd we own; null siginfo is allowed.
-        let _ = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        match self.init.get() {
+            Some(init) => send_kill(init),
+            None => send_kill(&self.worker),
+        }
     }
+}
+
+pub(crate) fn send_kill(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on a pidfd we own; null siginfo is allowed.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
 }
 
 impl WorkerHandle {
@@ -64,18 +77,19 @@ impl WorkerHandle {
 
     /// Blocks until the worker exits and returns its report. Call it from a blocking thread.
     pub fn wait(mut self) -> Result<WorkerReport, SandboxError> {
-        let mut raw = Vec::new();
-        // EOF arrives when the worker and everything in its sandbox is gone.
-        self.report
-            .read_to_end(&mut raw)
-            .map_err(SandboxError::WorkerIo)?;
+        let raw = read_report(&self.report, &self.killer.init)?;
         let status = self.child.wait().map_err(SandboxError::WorkerIo)?;
+        if let Some(init) = self.killer.init.get() {
+            // The worker is gone; its PID 1 follows (parent-death signal) and exits only
+            // once every process of its namespace is dead.
+            wait_readable(init);
+        }
         let mut report = raw
-            .split(|b| *b == b'\n')
-            .filter_map(|line| serde_json::from_slice::<WorkerReport>(line).ok())
-            .last()
+            .rsplit(|b| *b == b'\n')
+            .find_map(|line| serde_json::from_slice::<WorkerReport>(line).ok())
             .unwrap_or_default();
         if let Some(signal) = status.signal() {
+            // The worker itself was killed (not through `kill`, which targets PID 1).
             report.worker_exit = Some(signaled(signal));
             report.denials.push(Denial {
                 kind: DenialKind::Killed,
@@ -110,7 +124,7 @@ pub fn spawn_worker(
         source,
     })?;
     let (spec_r, mut spec_w) = std::io::pipe().map_err(SandboxError::WorkerIo)?;
-    let (report_r, report_w) = std::io::pipe().map_err(SandboxError::WorkerIo)?;
+    let (report_r, report_w) = UnixStream::pair().map_err(SandboxError::WorkerIo)?;
     // Move the write end above the standard fds so dup2 onto REPORT_FD always copies
     // (dup2 of an fd onto itself would keep O_CLOEXEC).
     let report_w = dup_above(report_w.as_raw_fd(), 10)?;
@@ -121,11 +135,21 @@ pub fn spawn_worker(
         .stdin(Stdio::from(OwnedFd::from(spec_r)))
         .stdout(stdout)
         .stderr(stderr);
-    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    // The worker dies with the thread that spawns it (callers spawn from a long-lived
+    // thread): a supervisor killed by SIGKILL leaves no sandbox running behind it.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only calls dup2, prctl and getppid, which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             if libc::dup2(report_w_fd, REPORT_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the signal was armed: nobody would kill us later.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the supervisor died during spawn"));
             }
             Ok(())
         });
@@ -144,9 +168,59 @@ pub fn spawn_worker(
         child,
         report: report_r,
         killer: WorkerKiller {
-            pidfd: Arc::new(pidfd),
+            worker: Arc::new(pidfd),
+            init: Arc::new(OnceLock::new()),
         },
     })
+}
+
+/// Reads the report socket to EOF, collecting the PID 1 pidfd if one was sent.
+fn read_report(sock: &UnixStream, init: &OnceLock<OwnedFd>) -> Result<Vec<u8>, SandboxError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 2]);
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SandboxError::WorkerIo(e.into())),
+        };
+        let n = msg.bytes;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for cmsg in cmsgs {
+                if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                    for fd in fds {
+                        // SAFETY: the kernel just installed `fd` for us; we own it.
+                        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                        let _ = init.set(owned);
+                    }
+                }
+            }
+        }
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Blocks until `pidfd` is readable (its process exited).
+fn wait_readable(pidfd: &OwnedFd) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd, SandboxError> {
@@ -159,7 +233,9 @@ fn dup_above(fd: RawFd, min: RawFd) -> Result<OwnedFd, SandboxError> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-fn pidfd_open(pid: u32) -> Result<OwnedFd, SandboxError> {
+/// A pidfd for `pid` (which must be a child of the caller, or otherwise not reapable
+/// behind its back, for the fd to be unambiguous).
+pub fn pidfd_open(pid: u32) -> Result<OwnedFd, SandboxError> {
     // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

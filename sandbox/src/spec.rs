@@ -181,3 +181,47 @@ impl Layer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_json_fills_defaults() {
+        let spec: ExecSpec = serde_json::from_str(
+            r#"{"argv":["true"],"cwd":"/w","env":[["PATH","/usr/bin"]],"sandbox":{"worktree":"/w"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.sandbox,
+            SandboxSpec {
+                worktree: "/w".into(),
+                ..SandboxSpec::default()
+            }
+        );
+        assert_eq!(spec.sandbox.network, NetworkSpec::None);
+        assert!(!spec.sandbox.requires(Layer::Seccomp));
+    }
+
+    #[test]
+    fn network_and_layers_wire_format() {
+        let net = NetworkSpec::Proxy {
+            unix_socket: "/run/p.sock".into(),
+            port: 3128,
+            forward: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(&net).unwrap(),
+            serde_json::json!({"mode": "proxy", "unix_socket": "/run/p.sock", "port": 3128, "forward": []})
+        );
+        assert_eq!(
+            serde_json::to_value(Layer::Namespaces).unwrap(),
+            serde_json::json!("namespaces")
+        );
+        let spec = SandboxSpec {
+            strict: true,
+            ..SandboxSpec::new("/w")
+        };
+        assert!(Layer::ALL.iter().all(|l| spec.requires(*l)));
+    }
+}

@@ -186,7 +186,7 @@ fn git_hooks_and_config_not_writable() {
 fn other_worktree_branch_ref_is_the_only_shared_state() {
     let fx = Fixture::new();
     fx.run(&format!(
-        "ls {}/worktrees/other-wt && echo OTHER-ADMIN",
+        "ls {}/worktrees/other-wt && echo OTHER-ADMIN; true",
         fx.path("repo/.git").display()
     ))
     .ok()

@@ -21,11 +21,22 @@ pub fn worker() -> PathBuf {
 pub fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
+        // Probes of earlier runs whose process is gone.
+        for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("codencer-hostile-probe-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let dir =
             std::env::temp_dir().join(format!("codencer-hostile-probe-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("probe");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("hostile/probe.c");
+        // Embedded, so the binary also runs where the source tree is unreadable.
+        let src = dir.join("probe.c");
+        std::fs::write(&src, include_str!("probe.c")).unwrap();
         let status = Command::new("cc")
             .args(["-O1", "-o"])
             .arg(&out)

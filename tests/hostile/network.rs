@@ -118,3 +118,36 @@ fn host_abstract_unix_socket() {
     .ok()
     .expect(&["DENIED ECONNREFUSED\nOK"]);
 }
+
+#[test]
+fn proxy_bridge_only_way_out() {
+    use std::io::{BufRead, BufReader, Write};
+    let fx = Fixture::new();
+    let path = fx.path("outside/proxy.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = (&stream).write_all(format!("proxy saw {line}").as_bytes());
+        }
+    });
+    let mut spec = fx.spec(
+        "exec 3<>/dev/tcp/127.0.0.1/3128 && echo hello >&3 && read -r line <&3 && echo \"$line\"; probe tcp 127.0.0.1 3129; probe tcp 1.1.1.1 80",
+    );
+    spec.sandbox.network = codencer_sandbox::NetworkSpec::Proxy {
+        unix_socket: path,
+        port: 3128,
+        forward: Vec::new(),
+    };
+    let out = crate::harness::run(&spec, None);
+    out.expect(&["proxy saw hello", "DENIED EACCES\nDENIED EACCES"]);
+    assert_eq!(
+        out.report
+            .layer(codencer_sandbox::Layer::Network)
+            .unwrap()
+            .status,
+        codencer_sandbox::Enforcement::Enforced
+    );
+}

@@ -132,6 +132,16 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(c, "spin")) { for (;;) {} }
+    if (!strcmp(c, "forks")) {
+        int n = atoi(argv[2]), ok = 0, failed = 0;
+        for (int i = 0; i < n; i++) {
+            pid_t p = fork();
+            if (p == 0) { pause(); _exit(0); }
+            if (p < 0) failed++; else ok++;
+        }
+        printf("FORKED %d FAILED %d\n", ok, failed);
+        return 0;
+    }
     fprintf(stderr, "unknown probe %s\n", c);
     return 2;
 }

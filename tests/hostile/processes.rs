@@ -31,7 +31,7 @@ fn process_vm_readv_a_sibling() {
 #[test]
 fn read_proc_1_environ() {
     let fx = Fixture::new();
-    fx.run("cat /proc/1/environ && echo ENVIRON-READ; readlink /proc/1/root && echo ROOT-READ; tr '\\0' '\\n' < /proc/self/environ | grep -c PATH")
+    fx.run("cat /proc/1/environ && echo ENVIRON-READ; readlink /proc/1/root && echo ROOT-READ; cat /proc/self/environ | tr '\\0' '\\n' | grep -c PATH")
         .ok()
         .never("ENVIRON-READ")
         .never("ROOT-READ")

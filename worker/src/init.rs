@@ -36,8 +36,12 @@ pub fn run(mut init: Init) -> ! {
     // Die with the worker. The pipe check closes the race with a worker that died before
     // the prctl.
     let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    let mut fds = [PollFd::new(init.alive.as_fd(), PollFlags::POLLIN)];
-    if poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+    let mut fds = [PollFd::new(init.alive.as_fd(), PollFlags::empty())];
+    let _ = poll(&mut fds, PollTimeout::ZERO);
+    if fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+    {
         std::process::exit(1);
     }
     // The report fd is the worker's; the executor must not inherit it.
@@ -55,10 +59,9 @@ pub fn run(mut init: Init) -> ! {
 fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String> {
     let spec = &init.exec.sandbox;
     let fail = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", chain(e));
-    init.cgroup.join().map_err(|e| fail("cgroup", &e))?;
     report.layers = std::mem::take(&mut init.layers);
     let view = if init.userns {
-        userns::unshare_mount_and_cgroup().map_err(|e| fail("namespaces", &e))?;
+        userns::unshare_mount().map_err(|e| fail("namespaces", &e))?;
         let view = Plan::new(spec)
             .and_then(Plan::enter)
             .map_err(|e| fail("building the filesystem view", &e))?;
@@ -83,6 +86,7 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     nix::unistd::chdir(&init.exec.cwd)
         .map_err(|e| fail(&format!("chdir {}", init.exec.cwd.display()), &e))?;
     let _ = nix::unistd::setsid();
+    wait_for_cgroup(init)?;
     if init.userns {
         privs::lock_down().map_err(|e| fail("privileges", &e))?;
     } else {
@@ -97,7 +101,9 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     .map_err(|e| fail("limits", &e))?;
     let program = seccomp::build().map_err(|e| fail("seccomp", &e))?;
     let privileges = privs::drop_remaining_caps().map_err(|e| fail("capabilities", &e))?;
-    report.layers.push(restrict(&view, &spec.network, init.userns));
+    report
+        .layers
+        .push(restrict(&view, &spec.network, init.userns));
     report
         .layers
         .push(seccomp::apply(&program).map_err(|e| fail("seccomp", &e))?);
@@ -120,6 +126,24 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
         ));
     }
     exec::prepare(&init.exec)
+}
+
+/// Waits for the worker to have moved us into the sandbox's cgroups (`G`), then roots a
+/// cgroup namespace there. EOF means the worker died.
+fn wait_for_cgroup(init: &Init) -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&init.alive, &mut byte) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(1) if byte[0] == b'G' => break,
+            Ok(1) => return Err("the worker could not move the sandbox into its cgroup".into()),
+            _ => std::process::exit(1),
+        }
+    }
+    if init.userns {
+        let _ = userns::unshare_cgroup();
+    }
+    Ok(())
 }
 
 fn restrict(view: &View, network: &NetworkSpec, netns: bool) -> LayerReport {

@@ -3,10 +3,11 @@
 //! `WorkerReport` (JSON lines, last one wins) on fd 3.
 //!
 //! Process tree: the worker (outside, in the new user namespace) forks the sandbox's
-//! PID 1 ([`init`]), which builds the filesystem view, drops privileges and forks the
+//! PID 1 (module `init`), which builds the filesystem view, drops privileges and forks the
 //! executor. Killing the worker kills PID 1 (parent-death signal), and with it the whole
 //! PID namespace.
 
+mod bridge;
 mod exec;
 mod init;
 mod outer;

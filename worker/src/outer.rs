@@ -2,13 +2,14 @@
 //! the sandbox's PID 1, relays its reports, forwards signals, cleans up.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
 use codencer_sandbox::confine::limits::Cgroup;
 use codencer_sandbox::confine::{layer, net, privs, userns};
 use codencer_sandbox::{
-    Enforcement, ExecSpec, ExitStatus, Layer, LayerReport, NetworkSpec, WorkerReport, signaled,
+    Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, NetworkSpec, WorkerReport,
+    signaled,
 };
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -17,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
+use crate::bridge::Bridge;
 use crate::init::{self, Init};
 use crate::proto::{chain, refused, report_fd, send};
 
@@ -45,8 +47,8 @@ pub fn run() -> ExitCode {
     };
     match start(exec) {
         Ok(code) => code,
-        Err(report) => {
-            send(report_fd(), &report);
+        Err(err) => {
+            send(report_fd(), &refused(err, None));
             ExitCode::from(125)
         }
     }
@@ -77,9 +79,8 @@ fn read_spec() -> Result<ExecSpec, String> {
     Ok(exec)
 }
 
-fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
-    let fail =
-        |what: &str, e: &dyn std::error::Error| refused(format!("{what}: {}", chain(e)), None);
+fn start(exec: ExecSpec) -> Result<ExitCode, String> {
+    let fail = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", chain(e));
     // Anything the supervisor leaked stays outside.
     privs::close_fds_from(4).map_err(|e| fail("closing inherited fds", &e))?;
     fcntl(report_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
@@ -89,9 +90,7 @@ fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
         .thread_block()
         .map_err(|e| fail("blocking signals", &e))?;
     let spec = &exec.sandbox;
-    let (_, outside_gid) = userns::outside_ids();
     let outside_root = nix::unistd::getuid().is_root();
-    let _ = outside_gid;
     let cgroup = Cgroup::create(&spec.limits, &std::process::id().to_string());
     let host_net = matches!(spec.network, NetworkSpec::Host);
     let mut layers = Vec::new();
@@ -107,13 +106,14 @@ fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
                 .collect::<Vec<_>>();
             if !needed.is_empty() || !host_net && !matches!(spec.network, NetworkSpec::None) {
                 cgroup.remove();
-                return Err(refused(
-                    format!(
-                        "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
-                        chain(&err),
+                return Err(format!(
+                    "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
+                    chain(&err),
+                    if needed.is_empty() {
+                        "the network proxy".to_owned()
+                    } else {
                         needed.join(", ")
-                    ),
-                    None,
+                    }
                 ));
             }
             layers.push(layer(
@@ -144,6 +144,15 @@ fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
             },
         ));
     }
+    let bridge = match (&spec.network, userns) {
+        (
+            NetworkSpec::Proxy {
+                unix_socket, port, ..
+            },
+            true,
+        ) => Some(Bridge::listen(unix_socket, *port).map_err(|e| fail("proxy bridge", &e))?),
+        _ => None,
+    };
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
     let (alive_r, alive_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
     let init = Init {
@@ -160,13 +169,24 @@ fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
         Ok(ForkResult::Child) => init::run(init),
         Ok(ForkResult::Parent { child }) => {
             let Init {
-                cgroup,
+                mut cgroup,
                 status,
                 alive,
                 ..
             } = init;
             drop((status, alive));
-            Ok(supervise(child, status_r, alive_w, cgroup, &signals))
+            // Overlaps the slow cgroup migration with PID 1 building the view.
+            let go: &[u8] = match cgroup.attach(child.as_raw() as u32) {
+                Ok(()) => b"G",
+                Err(_) => b"F",
+            };
+            let _ = nix::unistd::write(&alive_w, go);
+            if let Ok(pidfd) = codencer_sandbox::pidfd_open(child.as_raw() as u32) {
+                crate::proto::send_pidfd(report_fd(), &pidfd);
+            }
+            Ok(supervise(
+                child, status_r, alive_w, cgroup, &signals, bridge,
+            ))
         }
         Err(err) => {
             init.cgroup.remove();
@@ -175,13 +195,15 @@ fn start(exec: ExecSpec) -> Result<ExitCode, WorkerReport> {
     }
 }
 
-/// Relays PID 1's reports, forwards signals, and writes the final report.
+/// Relays PID 1's reports, forwards signals, bridges proxy connections, and writes the
+/// final report.
 fn supervise(
     init_pid: Pid,
     status: OwnedFd,
     _alive: OwnedFd,
     mut cgroup: Cgroup,
     signals: &SigSet,
+    bridge: Option<Bridge>,
 ) -> ExitCode {
     let mut latest: Option<WorkerReport> = None;
     let mut buf = Vec::new();
@@ -189,17 +211,18 @@ fn supervise(
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
     let mut init_status: Option<WaitStatus> = None;
     while init_status.is_none() || status_open {
-        let mut fds = Vec::with_capacity(2);
+        // Slots: the status pipe while open, the signalfd, the bridge listener.
+        let mut fds = Vec::with_capacity(3);
         if status_open {
             fds.push(PollFd::new(status.as_fd(), PollFlags::POLLIN));
         }
         if let Some(sfd) = &sfd {
             fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
         }
-        if init_status.is_none() && fds.is_empty() {
-            init_status = waitpid(init_pid, None).ok();
-            break;
+        if let Some(bridge) = &bridge {
+            fds.push(PollFd::new(bridge.listener.as_fd(), PollFlags::POLLIN));
         }
+        // Without a signalfd, fall back to polling for the child's exit.
         let timeout = if sfd.is_none() {
             PollTimeout::from(100u16)
         } else {
@@ -208,10 +231,12 @@ fn supervise(
         if let Err(nix::errno::Errno::EINTR) = poll(&mut fds, timeout) {
             continue;
         }
-        let status_ready = status_open
-            && fds[0]
-                .revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        let ready = |fd: &PollFd| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+        };
+        let status_ready = status_open && ready(&fds[0]);
+        let bridge_ready = bridge.is_some() && fds.last().is_some_and(ready);
         drop(fds);
         if status_ready {
             let mut chunk = [0u8; 8192];
@@ -227,6 +252,9 @@ fn supervise(
                 }
             }
         }
+        if bridge_ready && let Some(bridge) = &bridge {
+            bridge.accept();
+        }
         if let Some(sfd) = &sfd {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
@@ -237,19 +265,27 @@ fn supervise(
                 }
             }
         }
-        if init_status.is_none()
-            && let Ok(ws) = waitpid(init_pid, Some(WaitPidFlag::WNOHANG))
-            && ws != WaitStatus::StillAlive
-        {
-            init_status = Some(ws);
+        // Reap PID 1 and any finished bridge relays.
+        while let Ok(ws) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            match ws.pid() {
+                None => break,
+                Some(pid) if pid == init_pid => init_status = Some(ws),
+                Some(_) => {}
+            }
         }
     }
     let mut report = latest.unwrap_or_default();
     match init_status {
         Some(WaitStatus::Signaled(_, sig, _)) => {
+            // PID 1 only dies by a signal from outside (the caller's kill): the whole
+            // sandbox went with it.
             report.worker_exit = Some(signaled(sig as i32));
+            report.denials.push(Denial {
+                kind: DenialKind::Killed,
+                detail: format!("sandbox killed by {}", sig.as_str()),
+            });
             if report.exit.is_none() && report.setup_error.is_none() {
-                report.setup_error = Some(format!("sandbox init killed by {}", sig.as_str()));
+                report.exit = Some(signaled(sig as i32));
             }
         }
         Some(WaitStatus::Exited(_, code))
@@ -262,7 +298,6 @@ fn supervise(
     report.denials.extend(cgroup.denials());
     cgroup.remove();
     send(report_fd(), &report);
-    let _ = status.as_raw_fd();
     match report.exit {
         Some(ExitStatus::Exited { code }) => ExitCode::from(code.clamp(0, 255) as u8),
         Some(ExitStatus::Signaled { signal, .. }) => {
@@ -271,6 +306,3 @@ fn supervise(
         None => ExitCode::from(125),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: LayerReport) {}

@@ -42,3 +42,18 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Sends `pidfd` (the sandbox's PID 1) to the supervisor with one marker byte.
+pub fn send_pidfd(fd: BorrowedFd<'_>, pidfd: &std::os::fd::OwnedFd) {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let fds = [pidfd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"\n")];
+    let _ = sendmsg::<()>(
+        fd.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    );
+}

@@ -1,15 +1,17 @@
 //! The filesystem view: a tmpfs root filled with bind mounts, then `pivot_root`.
 
-use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root};
 
+use super::mount::{
+    ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY, bind_fd, build_dev, hide, make_mount_point, mount_err,
+    mount_tmpfs, set_attrs, write_file,
+};
 use crate::error::SandboxError;
 use crate::spec::SandboxSpec;
 
@@ -51,13 +53,8 @@ const ETC_ENTRIES: &[&str] = &[
     "timezone",
 ];
 
-const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
-
-const ATTR_RDONLY: u64 = 0x1;
-const ATTR_NOSUID: u64 = 0x2;
-const ATTR_NODEV: u64 = 0x4;
-const ATTR_NOEXEC: u64 = 0x8;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
+/// `/etc` files up to this size are copied into the view rather than bind-mounted.
+const MAX_COPIED_ETC_FILE: u64 = 1 << 20;
 
 /// Paths of the finished view, by access, for the Landlock rules that mirror it.
 #[derive(Debug, Default, Clone)]
@@ -78,6 +75,7 @@ enum Kind {
     Bind { fd: OwnedFd, dir: bool, attrs: u64 },
     Tmpfs { mode: u32, read_only: bool },
     Symlink(PathBuf),
+    File(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -130,10 +128,7 @@ impl Plan {
             }
         }
         for name in ETC_ENTRIES {
-            let path = Path::new("/etc").join(name);
-            if let Ok(real) = path.canonicalize() {
-                plan.bind_at(&real, &path, false, false)?;
-            }
+            plan.etc(name)?;
         }
         plan.view.read_only.push(PathBuf::from("/etc"));
         plan.tmpfs(&spec.home, 0o700);
@@ -160,6 +155,25 @@ impl Plan {
         // Parents before children: a mount point inside a mount is created after it.
         plan.entries.sort_by(|a, b| a.target.cmp(&b.target));
         Ok(plan)
+    }
+
+    /// An `/etc` entry: small files are copied (cheaper than a mount), directories bound
+    /// read-only. Symlinks are followed (e.g. resolv.conf into /run).
+    fn etc(&mut self, name: &str) -> Result<(), SandboxError> {
+        let path = Path::new("/etc").join(name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(());
+        };
+        if meta.is_file() && meta.len() <= MAX_COPIED_ETC_FILE {
+            let content = std::fs::read(&path)
+                .map_err(|e| SandboxError::sys(format!("reading {}", path.display()), e))?;
+            self.entries.push(Entry {
+                target: path,
+                kind: Kind::File(content),
+            });
+            return Ok(());
+        }
+        self.bind_at(&path, &path, false, false)
     }
 
     fn tmpfs(&mut self, target: &Path, mode: u32) {
@@ -278,10 +292,18 @@ impl Plan {
                         set_attrs(&target, ATTR_RDONLY, false)?;
                     }
                 }
+                Kind::File(content) => {
+                    make_mount_point(&target, false)?;
+                    std::fs::write(&target, content).map_err(|e| {
+                        SandboxError::sys(format!("writing {}", target.display()), e)
+                    })?;
+                    continue;
+                }
                 Kind::Symlink(to) => {
                     std::os::unix::fs::symlink(to, &target).map_err(|e| {
                         SandboxError::sys(format!("symlink {}", target.display()), e)
                     })?;
+                    continue;
                 }
             }
             view.mounts += 1;
@@ -303,7 +325,7 @@ impl Plan {
         write_file(&etc.join("passwd"), &self.passwd)?;
         write_file(&etc.join("group"), &self.group)?;
         for hidden in &self.hidden {
-            hide(&staged(hidden))?;
+            hide(&staged(hidden), &staged(Path::new("/dev/null")))?;
         }
         set_attrs(stage, ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, false)?;
         chdir(stage).map_err(|e| SandboxError::sys("chdir to new root", e))?;
@@ -343,154 +365,4 @@ fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {
 fn staged(path: &Path) -> PathBuf {
     let rel = path.strip_prefix("/").unwrap_or(path);
     Path::new(STAGE).join(rel)
-}
-
-fn mount_err(path: &Path, e: nix::Error) -> SandboxError {
-    SandboxError::Mount {
-        path: path.to_owned(),
-        source: e.into(),
-    }
-}
-
-fn make_mount_point(path: &Path, dir: bool) -> Result<(), SandboxError> {
-    let err = |e| SandboxError::sys(format!("creating mount point {}", path.display()), e);
-    if dir {
-        return std::fs::create_dir_all(path).map_err(err);
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
-    }
-    if path.exists() {
-        return Ok(());
-    }
-    File::create(path).map(drop).map_err(err)
-}
-
-fn mount_tmpfs(target: &Path, mode: u32, bytes: u64) -> Result<(), SandboxError> {
-    mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("mode={mode:o},size={bytes}").as_str()),
-    )
-    .map_err(|e| mount_err(target, e))
-}
-
-fn bind_fd(fd: &OwnedFd, target: &Path, attrs: u64) -> Result<(), SandboxError> {
-    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    mount(
-        Some(source.as_str()),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| mount_err(target, e))?;
-    set_attrs(target, attrs, true)
-}
-
-/// mount_setattr(2): unlike a remount it needs no knowledge of the locked flags, and it
-/// covers submounts with `AT_RECURSIVE`.
-fn set_attrs(target: &Path, attrs: u64, recursive: bool) -> Result<(), SandboxError> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let path = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| SandboxError::InvalidSpec(format!("NUL in {}", target.display())))?;
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: path is a valid C string and attr a properly sized mount_attr that outlive
-    // the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(SandboxError::Mount {
-            path: target.to_owned(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(())
-}
-
-fn build_dev(dev: &Path, bytes: u64) -> Result<(), SandboxError> {
-    make_mount_point(dev, true)?;
-    mount_tmpfs(dev, 0o755, 1 << 20)?;
-    for name in DEV_NODES {
-        let host = Path::new("/dev").join(name);
-        let Ok(file) = File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(&host)
-        else {
-            continue;
-        };
-        let target = dev.join(name);
-        make_mount_point(&target, false)?;
-        bind_fd(&file.into(), &target, ATTR_NOSUID | ATTR_NOEXEC)?;
-    }
-    let pts = dev.join("pts");
-    make_mount_point(&pts, true)?;
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=620"),
-    )
-    .map_err(|e| mount_err(&pts, e))?;
-    let shm = dev.join("shm");
-    make_mount_point(&shm, true)?;
-    mount_tmpfs(&shm, 0o1777, bytes)?;
-    for (link, to) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(to, dev.join(link))
-            .map_err(|e| SandboxError::sys(format!("symlink /dev/{link}"), e))?;
-    }
-    Ok(())
-}
-
-/// Covers an existing path: an empty read-only tmpfs over a directory, `/dev/null` over a
-/// file.
-fn hide(path: &Path) -> Result<(), SandboxError> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if meta.is_dir() {
-        mount_tmpfs(path, 0o000, 4096)?;
-        return set_attrs(path, ATTR_RDONLY | ATTR_NOEXEC, false);
-    }
-    let null = File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(staged(Path::new("/dev/null")))
-        .map_err(|e| SandboxError::sys("opening /dev/null", e))?;
-    bind_fd(&null.into(), path, ATTR_RDONLY | ATTR_NOEXEC | ATTR_NOSUID)
-}
-
-fn write_file(path: &Path, content: &str) -> Result<(), SandboxError> {
-    std::fs::write(path, content)
-        .map_err(|e| SandboxError::sys(format!("writing {}", path.display()), e))
 }

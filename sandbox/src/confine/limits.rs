@@ -42,27 +42,27 @@ impl Cgroup {
     pub fn create(limits: &Limits, tag: &str) -> Cgroup {
         let mut cg = Cgroup::default();
         let name = format!("codencer-{tag}");
-        if let Some(max) = limits.pids {
-            if let Some(dir) = v1_dir(
+        if let Some(max) = limits.pids
+            && let Some(dir) = v1_dir(
                 "pids",
                 &name,
                 &[("pids.max", max)],
                 &[("pids.events", "max ", DenialKind::PidsLimit)],
-            ) {
-                cg.dirs.push(dir);
-                cg.pids = Some(LimitMechanism::CgroupV1);
-            }
+            )
+        {
+            cg.dirs.push(dir);
+            cg.pids = Some(LimitMechanism::CgroupV1);
         }
-        if let Some(max) = limits.memory_bytes {
-            if let Some(dir) = v1_dir(
+        if let Some(max) = limits.memory_bytes
+            && let Some(dir) = v1_dir(
                 "memory",
                 &name,
                 &[("memory.limit_in_bytes", max)],
                 &[("memory.oom_control", "oom_kill ", DenialKind::MemoryLimit)],
-            ) {
-                cg.dirs.push(dir);
-                cg.memory = Some(LimitMechanism::CgroupV1);
-            }
+            )
+        {
+            cg.dirs.push(dir);
+            cg.memory = Some(LimitMechanism::CgroupV1);
         }
         let want_pids = limits.pids.filter(|_| cg.pids.is_none());
         let want_mem = limits.memory_bytes.filter(|_| cg.memory.is_none());
@@ -80,11 +80,14 @@ impl Cgroup {
         cg
     }
 
-    /// Moves the calling process into every created cgroup.
-    pub fn join(&mut self) -> Result<(), SandboxError> {
+    /// Moves process `pid` into every created cgroup. The first migration waits for an RCU
+    /// grace period in the kernel (the threadgroup rwsem; several ms unless the kernel has
+    /// `CONFIG_CGROUP_FAVOR_DYNMODS` or cgroups are mounted with `favordynmods`), so the
+    /// worker does it while the sandbox's PID 1 is busy building the view.
+    pub fn attach(&mut self, pid: u32) -> Result<(), SandboxError> {
         for dir in &mut self.dirs {
             dir.procs
-                .write_all(b"0")
+                .write_all(pid.to_string().as_bytes())
                 .map_err(|e| SandboxError::sys(format!("joining cgroup {}", dir.name), e))?;
         }
         Ok(())
@@ -172,12 +175,30 @@ fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, bool,
     make_dir(&parent, name, &settings, &events).map(|d| (d, use_pids, use_mem))
 }
 
+/// Removes `codencer-<pid>` cgroups left behind by workers that were killed outright
+/// (their pid is gone); non-empty ones stay.
+fn reap_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("codencer-")) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 fn make_dir(
     root: &Path,
     name: &str,
     settings: &[(&str, u64)],
     events: &[(&'static str, &'static str, DenialKind)],
 ) -> Option<Dir> {
+    reap_stale(root);
     let parent = open(
         root,
         OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY,

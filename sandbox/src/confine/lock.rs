@@ -65,6 +65,11 @@ pub fn restrict(
         for path in paths {
             // A path that vanished is simply not granted.
             let Ok(fd) = PathFd::new(path) else { continue };
+            let access = if path.is_dir() {
+                access
+            } else {
+                access & AccessFs::from_file(TARGET_ABI)
+            };
             created = created
                 .add_rule(PathBeneath::new(fd, access))
                 .map_err(SandboxError::Landlock)?;

@@ -175,3 +175,17 @@ fn stmt(code: u16, k: u32) -> sock_filter {
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_builds_with_the_extra_checks_after_the_arch_check() {
+        let program = build().unwrap();
+        // seccompiler's arch check (3), then our clone3 check.
+        assert_eq!(program[3].code, BPF_LD | BPF_W | BPF_ABS);
+        assert_eq!(program[4].k, libc::SYS_clone3 as u32);
+        assert!(program.len() < 4096);
+    }
+}

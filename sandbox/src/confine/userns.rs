@@ -1,7 +1,7 @@
 //! User namespace and the other namespaces.
 
 use nix::sched::{CloneFlags, unshare};
-use nix::unistd::{Gid, Uid, getgid, getuid, setgroups};
+use nix::unistd::{getgid, getuid, setgroups};
 
 use crate::error::SandboxError;
 use crate::spec::SandboxSpec;
@@ -22,11 +22,6 @@ pub fn enter_user_namespace(spec: &SandboxSpec) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// The caller's real ids (outside the namespace).
-pub fn outside_ids() -> (Uid, Gid) {
-    (getuid(), getgid())
-}
-
 /// Creates the pid, ipc, uts (and net unless `host_net`) namespaces for the children.
 pub fn unshare_namespaces(host_net: bool) -> Result<(), SandboxError> {
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
@@ -36,11 +31,15 @@ pub fn unshare_namespaces(host_net: bool) -> Result<(), SandboxError> {
     unshare(flags).map_err(|e| SandboxError::sys("unshare(pid, ipc, uts, net)", e))
 }
 
-/// Called by the sandbox's PID 1 after joining its cgroup: mount and cgroup namespaces.
-pub fn unshare_mount_and_cgroup() -> Result<bool, SandboxError> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SandboxError::sys("unshare(mount)", e))?;
-    // The cgroup namespace is defence in depth only; hosts without it still run.
-    Ok(unshare(CloneFlags::CLONE_NEWCGROUP).is_ok())
+/// Called by the sandbox's PID 1: a mount namespace of its own.
+pub fn unshare_mount() -> Result<(), SandboxError> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| SandboxError::sys("unshare(mount)", e))
+}
+
+/// Called by the sandbox's PID 1 once it is in its cgroup: a cgroup namespace rooted there.
+/// Defence in depth only; hosts without it still run (returns false).
+pub fn unshare_cgroup() -> bool {
+    unshare(CloneFlags::CLONE_NEWCGROUP).is_ok()
 }
 
 fn write_proc(path: &str, content: &str) -> Result<(), SandboxError> {
