@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TEST_USER=${TEST_USER:-codencer-test}
 MODES=${MODES:-"root unprivileged"}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/targets/sandbox}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 [[ "${1:-}" == "--" ]] && shift
 FILTER=("$@")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what the tests need, builds the binaries the
-# end-to-end suites drive, and runs every suite.
+# end-to-end suites drive, runs every suite, then runs the hostile sandbox suite again as an
+# unprivileged user (when started as root, as CI is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,3 +11,9 @@ profile=default
 scripts/setup.sh
 cargo build --workspace --bins
 cargo nextest run --workspace --profile "$profile" "$@"
+
+if [ "$(id -u)" -eq 0 ]; then
+  MODES=unprivileged scripts/test-unprivileged.sh
+else
+  echo "test.sh: not root, so the hostile suite ran only as $(id -un); as root, it also runs as a created unprivileged user" >&2
+fi
