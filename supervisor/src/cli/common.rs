@@ -33,15 +33,32 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     home.join(".local/share/codencer")
 }
 
-/// `user@host`: the actor of locally caused events.
+/// `user@host`: the actor of locally caused events. The user is the process's real uid
+/// as the system names it (`/etc/passwd`), not `$USER`, which anyone can set.
 pub fn local_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".to_string());
-    format!("{user}@{host}")
+    format!("{}@{host}", user_name())
+}
+
+fn user_name() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .map(str::to_string);
+    let Some(uid) = uid else {
+        return "unknown".to_string();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| format!("uid-{uid}"))
 }
 
 /// Logging to stderr, filtered by `CODENCER_LOG` (default: warnings).
