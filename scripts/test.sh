@@ -9,6 +9,9 @@ profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 
 scripts/setup.sh
+# The real executor CLIs for the `executors` suite (pinned, idempotent: seconds when
+# already installed; the first run downloads several hundred MB from npm).
+scripts/install-executors.sh
 cargo build --workspace --bins
 cargo nextest run --workspace --profile "$profile" "$@"
 

@@ -3,7 +3,8 @@
 //! The supervisor describes the process and its confinement with an [`ExecSpec`], starts
 //! the `codencer-worker` binary with [`spawn_worker`], and gets a [`WorkerReport`] back
 //! from [`WorkerHandle::wait`]: the exit status and, per layer, what was enforced.
-//! [`probe_host`] tells what this host can enforce (for `codencer doctor` and `strict`).
+//! [`Egress`] runs the allow-list proxy and forward relays a sandbox's network goes
+//! through. [`probe_host`] tells what this host can enforce (for `codencer doctor` and `strict`).
 //!
 //! The [`confine`] module holds the mechanics the worker applies; nothing else should
 //! call it.
@@ -11,6 +12,9 @@
 pub mod confine;
 mod error;
 mod probe;
+mod proxy;
+#[cfg(test)]
+mod proxy_tests;
 mod report;
 mod spawn;
 mod spec;
@@ -18,6 +22,10 @@ mod stale;
 
 pub use error::SandboxError;
 pub use probe::probe_host;
+pub use proxy::{
+    AllowFn, Connection, ConnectionKind, Counters, DEFAULT_PROXY_PORT, Egress, EgressConfig,
+    ProxyConfig, Verdict,
+};
 pub use report::{
     Denial, DenialKind, Enforcement, ExitStatus, HostLayer, HostReport, LayerReport, LimitKind,
     LimitMechanism, LimitReport, WorkerReport,
@@ -25,5 +33,5 @@ pub use report::{
 pub use spawn::{
     REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled, spawn_worker,
 };
-pub use spec::{ExecSpec, Layer, Limits, NetworkSpec, SandboxSpec};
+pub use spec::{ExecSpec, ForwardSpec, Layer, Limits, NetworkSpec, SandboxSpec};
 pub use stale::{StaleWorker, kill_stale_worker};

@@ -38,6 +38,9 @@ pub struct SandboxSpec {
     pub hidden: Vec<PathBuf>,
     /// Network access.
     pub network: NetworkSpec,
+    /// Host loopback services reachable inside (with `None` or `Proxy`; ignored with
+    /// `Host`, where host loopback is reachable anyway).
+    pub forwards: Vec<ForwardSpec>,
     /// Resource limits; wall and idle time are the caller's (it calls `WorkerHandle::kill`).
     pub limits: Limits,
     /// Layers that must be enforced or the worker refuses to start the process.
@@ -67,6 +70,7 @@ impl Default for SandboxSpec {
             read_write: Vec::new(),
             hidden: Vec::new(),
             network: NetworkSpec::None,
+            forwards: Vec::new(),
             limits: Limits::default(),
             required: Vec::new(),
             strict: false,
@@ -105,18 +109,25 @@ pub enum NetworkSpec {
     /// The host's network (refused by `strict`: the Network layer is then not enforced).
     Host,
     /// Empty network namespace; the worker bridges `127.0.0.1:<port>` inside to the
-    /// supervisor's proxy listening on `unix_socket` outside. TCP connect is allowed to
-    /// `port` only. `forward` is reserved for direct TCP forwards (not yet supported:
-    /// a non-empty list is refused).
+    /// allow-list proxy listening on `unix_socket` outside (see [`crate::Egress`]). TCP
+    /// connect is allowed to `port` and the forwards' ports only.
     Proxy {
         /// The proxy's unix socket on the host.
         unix_socket: PathBuf,
         /// The loopback port the executor connects to inside.
         port: u16,
-        /// Reserved: extra host addresses to forward (refused for now).
-        #[serde(default)]
-        forward: Vec<SocketAddr>,
     },
+}
+
+/// A host loopback service made reachable inside the sandbox at the same address: the
+/// worker listens on `addr` in the sandbox's network namespace and relays each connection
+/// to `unix_socket`, where the caller relays it on to `addr` on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardSpec {
+    /// The loopback address and port, inside and on the host.
+    pub addr: SocketAddr,
+    /// The caller's relay socket on the host.
+    pub unix_socket: PathBuf,
 }
 
 /// Resource limits. `None` means not limited.
@@ -208,11 +219,10 @@ mod tests {
         let net = NetworkSpec::Proxy {
             unix_socket: "/run/p.sock".into(),
             port: 3128,
-            forward: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(&net).unwrap(),
-            serde_json::json!({"mode": "proxy", "unix_socket": "/run/p.sock", "port": 3128, "forward": []})
+            serde_json::json!({"mode": "proxy", "unix_socket": "/run/p.sock", "port": 3128})
         );
         assert_eq!(
             serde_json::to_value(Layer::Namespaces).unwrap(),

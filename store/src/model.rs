@@ -279,6 +279,26 @@ pub enum EventBody {
         /// Where the deciding rule came from (file and key).
         origin: Option<String>,
     },
+    /// One connection through an attempt's network proxy or forwards (the whole log is
+    /// also the attempt's `network_log` artifact).
+    #[serde(rename = "network.connection")]
+    NetworkConnection {
+        /// connect, http, forward
+        kind: String,
+        /// The host as requested.
+        host: String,
+        port: u16,
+        /// The canonical host the rules were checked against.
+        canonical: Option<String>,
+        /// The address connected to.
+        addr: Option<String>,
+        /// allowed, denied, failed
+        verdict: String,
+        /// The allowing rule, or why it was denied or failed.
+        reason: String,
+        bytes_sent: u64,
+        bytes_received: u64,
+    },
     #[serde(rename = "supervisor.failure")]
     SupervisorFailure { actor: String, error: String },
     #[serde(rename = "audit.denied")]
@@ -323,6 +343,7 @@ impl EventBody {
             EventBody::GateOpened { .. } => "gate.opened",
             EventBody::GateDecided { .. } => "gate.decided",
             EventBody::PolicyDecided { .. } => "policy.decided",
+            EventBody::NetworkConnection { .. } => "network.connection",
             EventBody::SupervisorFailure { .. } => "supervisor.failure",
             EventBody::AuditDenied { .. } => "audit.denied",
             EventBody::RunOpened { .. } => "run.opened",

@@ -360,6 +360,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             exactly_one(n, "run", &run_id)?;
         }
         EventBody::PolicyDecided { .. }
+        | EventBody::NetworkConnection { .. }
         | EventBody::SupervisorFailure { .. }
         | EventBody::AuditDenied { .. } => {}
     }

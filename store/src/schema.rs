@@ -201,9 +201,15 @@ pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(path = %db.display(), mode, "database is not in WAL mode");
     }
+    // Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: each append rewrites the same
+    // few hot pages (the chain's tail, the run's rows), and a longer WAL folds those rewrites
+    // into one checkpoint write; with 32 MB of page cache, 100,000 appends go 1.6x faster
+    // (docs/performance.md). Readers stay fast: the WAL index is a hash.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 10000;
+         PRAGMA cache_size = -32000;
          ATTACH DATABASE ':memory:' AS scratch;",
     )
     .map_err(open)?;

@@ -4,6 +4,7 @@
 
 mod evidence;
 mod executor;
+mod network;
 mod validators;
 
 use std::path::Path;
@@ -132,12 +133,17 @@ pub(crate) async fn run_attempt(
     let home = scratch.join("home");
     std::fs::create_dir_all(&home)
         .map_err(|e| SupervisorError::io("create the executor's home", &home, e))?;
-    let ws = Workspace {
+    let mut ws = Workspace {
         sandbox: ctx.sandbox_spec(&worktree, &git_dir, &home, &plan.step.policy),
         env: ctx.base_env(&home, &plan.step.policy),
         ids: ids.clone(),
         worktree: &worktree,
         scratch: &scratch,
+    };
+    // The network the policy allows (proxy, forwards), for the executor and validators.
+    let egress = match network::start(&plan.step.policy, &mut ws) {
+        Ok(egress) => egress,
+        Err(err) => return Err(SupervisorError::Infrastructure(crashed(err.to_string())?)),
     };
 
     let policy = plan.step.policy.clone();
@@ -211,14 +217,16 @@ pub(crate) async fn run_attempt(
         rec.append(&ids, EventBody::AttemptValidating {})?;
         let outcome = validators::run_all(ctx, plan, &ws).await?;
         if outcome.cancelled {
-            status = Some(AttemptStatus::Killed);
-            reason = Some("cancelled during validation".into());
+            let (cancelled, why) = ctx.cancelled_status();
+            status = Some(cancelled);
+            reason = Some(format!("{why} (during validation)"));
         }
         validations = outcome.summary;
         failed_validations = outcome.failed;
     } else {
         validators::skip_all(ctx, &ids, plan)?;
     }
+    network::finish(ctx, &ids, egress).await?;
 
     let mut approval: Option<String> = None;
     let gate_verdict = ctx
@@ -321,8 +329,7 @@ async fn prepare_worktree(
     worktree: &Path,
     branch: &str,
 ) -> Result<std::path::PathBuf, git::GitError> {
-    git::add_worktree(plan.repo, worktree, branch, plan.base_commit).await?;
-    git::common_dir(plan.repo).await
+    git::add_worktree(plan.repo, worktree, branch, plan.base_commit).await
 }
 
 /// What the attempt changed.

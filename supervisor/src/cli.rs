@@ -7,6 +7,7 @@ mod common;
 mod ctl;
 mod ctl_error;
 mod ctl_remote;
+mod drive;
 mod executors;
 mod gates;
 mod orchestratord;

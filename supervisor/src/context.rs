@@ -8,6 +8,7 @@ use codencer_policy::{
     SecretSource,
 };
 use codencer_sandbox::{Enforcement, HostReport, Layer, Limits, NetworkSpec, SandboxSpec};
+use codencer_store::AttemptStatus;
 use ractor::ActorRef;
 use tokio::sync::watch;
 
@@ -20,11 +21,28 @@ use crate::supervisor_error::SupervisorError;
 pub struct Context {
     pub recorder: Recorder,
     pub state_dir: PathBuf,
-    /// Flips to `true` on cancellation (Ctrl-C, SIGTERM, an API cancel).
+    /// Flips to `true` on cancellation (an API cancel; SIGINT/SIGTERM once the grace
+    /// period is over): running processes are killed.
     pub cancel: watch::Receiver<bool>,
+    /// Whether new attempts and steps may start (SIGINT/SIGTERM drain).
+    pub stop: watch::Receiver<Stop>,
     pub policy: ActorRef<PolicyMsg>,
     /// The `codencer-worker` binary.
     pub worker: PathBuf,
+}
+
+/// Whether the supervisor is stopping: on SIGINT/SIGTERM no new attempt or step starts,
+/// running attempts get a grace period, then they are cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stop {
+    /// Business as usual.
+    #[default]
+    Go,
+    /// `codencer run`: the run ends `cancelled` once its running attempt ends.
+    Drain,
+    /// The daemon: runs are left unfinished (attempts killed after the grace period are
+    /// recorded `interrupted`) and go on at its next start.
+    Suspend,
 }
 
 /// Where `codencer-worker` is: `$CODENCER_WORKER`, else beside the running binary.
@@ -85,6 +103,23 @@ fn sandbox_layer(layer: SandboxLayer) -> Option<Layer> {
 }
 
 impl Context {
+    /// Whether (and how) the supervisor is stopping.
+    pub fn stopping(&self) -> Stop {
+        *self.stop.borrow()
+    }
+
+    /// How an attempt whose processes were killed by a cancel ends: `killed`, or
+    /// `interrupted` when the daemon suspends its runs for its next start.
+    pub fn cancelled_status(&self) -> (AttemptStatus, &'static str) {
+        match self.stopping() {
+            Stop::Suspend => (
+                AttemptStatus::Interrupted,
+                "the daemon stopped and its grace period ran out; the run goes on at its next start",
+            ),
+            Stop::Go | Stop::Drain => (AttemptStatus::Killed, "cancelled"),
+        }
+    }
+
     /// `<state>/worktrees/<run>/<step>-<attempt>`.
     pub fn worktree_dir(&self, run_id: &str, step_index: u32, attempt: u32) -> PathBuf {
         self.state_dir
@@ -167,7 +202,8 @@ impl Context {
             hidden: values.filesystem.hidden.clone(),
             network: match values.network.mode {
                 NetworkMode::Host => NetworkSpec::Host,
-                // `allow` goes through the proxy; until it exists the sandbox has no network.
+                // `allow` and `forward` are wired by the attempt's egress (the proxy and
+                // relays it starts, see attempt/network.rs); without it: no network.
                 _ => NetworkSpec::None,
             },
             limits: Limits {

@@ -45,7 +45,9 @@ pub enum DaemonError {
 }
 
 /// Starts the engine, resumes unfinished runs in the background, and serves until
-/// `shutdown` is cancelled. Runs still going then are left to the next start's recovery.
+/// `shutdown` is cancelled. Then it drains: no new attempt starts, running attempts get
+/// `config.grace` to end, then are killed and recorded `interrupted`; their runs stay
+/// unfinished and go on at the next start.
 pub async fn serve(config: DaemonConfig, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let engine = Engine::start(&config.state_dir, "orchestratord".to_string()).await?;
     let runner = Arc::new(Runner::new(engine, config.max_concurrent_runs));
@@ -107,12 +109,17 @@ pub async fn serve(config: DaemonConfig, shutdown: CancellationToken) -> Result<
                 .await
         });
     }
+    let mut served = Ok(());
     while let Some(done) = servers.join_next().await {
         match done {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => return Err(DaemonError::Serve(err)),
-            Err(err) => return Err(DaemonError::Serve(std::io::Error::other(err))),
+            Ok(Err(err)) => served = Err(DaemonError::Serve(err)),
+            Err(err) => served = Err(DaemonError::Serve(std::io::Error::other(err))),
+        }
+        if served.is_err() {
+            break;
         }
     }
-    Ok(())
+    runner.drain(config.grace).await;
+    served
 }

@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use crate::actors::policy::{PolicyActor, PolicyArgs};
 use crate::actors::root::{RootActor, RootMsg};
 use crate::actors::run::{RunArgs, RunOutcome};
-use crate::context::Context;
+use crate::context::{Context, Stop};
 use crate::plan::RunPlan;
 use crate::record::{Ids, Recorder};
 use crate::supervisor_error::SupervisorError;
@@ -35,6 +35,7 @@ pub struct Engine {
     ctx: Arc<Context>,
     root: ActorRef<RootMsg>,
     cancel: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
 }
 
 impl Engine {
@@ -60,17 +61,24 @@ impl Engine {
         .await
         .map_err(|e| SupervisorError::Actor(format!("policy actor did not start: {e}")))?;
         let (cancel, cancel_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(Stop::Go);
         let ctx = Arc::new(Context {
             recorder,
             state_dir: state_dir.to_path_buf(),
             cancel: cancel_rx,
+            stop: stop_rx,
             policy,
             worker,
         });
         let (root, _) = Actor::spawn(None, RootActor, ctx.clone())
             .await
             .map_err(|e| SupervisorError::Actor(format!("root supervisor did not start: {e}")))?;
-        Ok(Engine { ctx, root, cancel })
+        Ok(Engine {
+            ctx,
+            root,
+            cancel,
+            stop,
+        })
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -157,6 +165,7 @@ impl Engine {
         plan: Arc<RunPlan>,
         run: CreatedRun,
     ) -> Result<RunOutcome, SupervisorError> {
+        let _lock = crate::runlock::RunLock::take(&scope.ctx.state_dir, &run.run_id)?;
         let spec = &plan.spec;
         let base_commit = match crate::git::resolve_commit(&spec.workspace, &spec.base).await {
             Ok(commit) => commit,
@@ -214,9 +223,27 @@ impl Engine {
         })
     }
 
-    /// Cancels everything running: attempts are killed and recorded, runs end `cancelled`.
+    /// Cancels everything running: attempts are killed and recorded, runs end `cancelled`
+    /// (or, after [`Engine::suspend`], stay unfinished for the next start).
     pub fn cancel(&self) {
         self.cancel.send_replace(true);
+    }
+
+    /// Graceful stop of `codencer run`: no new attempt or step starts; a running attempt
+    /// goes on (until [`Engine::cancel`]); the run then ends `cancelled`.
+    pub fn drain(&self) {
+        self.stop.send_replace(Stop::Drain);
+    }
+
+    /// Graceful stop of the daemon: as [`Engine::drain`], but runs stay unfinished and go
+    /// on at the next start.
+    pub fn suspend(&self) {
+        self.stop.send_replace(Stop::Suspend);
+    }
+
+    /// Whether [`Engine::drain`] or [`Engine::suspend`] was called.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow() != Stop::Go
     }
 }
 

@@ -195,13 +195,15 @@ impl RepoLock {
     }
 }
 
-/// Adds a worktree at `path` on a new `branch` starting at `base_commit`.
+/// Adds a worktree at `path` on a new `branch` starting at `base_commit`; returns the
+/// repository's common git dir (the lock lives there, and the sandbox needs it), so callers
+/// need not ask git again: every git process is a few milliseconds of an attempt.
 pub async fn add_worktree(
     repo: &Path,
     path: &Path,
     branch: &str,
     base_commit: &str,
-) -> Result<(), GitError> {
+) -> Result<PathBuf, GitError> {
     let common = common_dir(repo).await?;
     let _lock = RepoLock::acquire(&common).await?;
     git(
@@ -217,7 +219,7 @@ pub async fn add_worktree(
         ],
     )
     .await?;
-    Ok(())
+    Ok(common)
 }
 
 /// What the executor changed, captured after it exits.
@@ -255,29 +257,20 @@ pub async fn capture(
         ],
     )
     .await?;
-    let names = git(
+    // Paths and line counts from one process: `-z` numstat is `ins\tdel\tpath\0` per file.
+    let numstat = git(
         worktree,
         [
             "diff",
             "--cached",
-            "--name-only",
+            "--numstat",
             "-z",
             "--no-renames",
             base_commit,
         ],
     )
     .await?;
-    let files: Vec<String> = names
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    let numstat = git(
-        worktree,
-        ["diff", "--cached", "--numstat", "--no-renames", base_commit],
-    )
-    .await?;
-    let (insertions, deletions) = sum_numstat(&String::from_utf8_lossy(&numstat));
+    let (files, insertions, deletions) = parse_numstat_z(&numstat);
 
     let mut commit = None;
     if !files.is_empty() || head_moved(worktree, base_commit).await? {
@@ -316,20 +309,28 @@ async fn head_moved(worktree: &Path, base_commit: &str) -> Result<bool, GitError
     Ok(git_text(worktree, &["rev-parse", "HEAD"]).await? != base_commit)
 }
 
-fn sum_numstat(numstat: &str) -> (u64, u64) {
-    numstat.lines().fold((0, 0), |(ins, del), line| {
-        let mut parts = line.split('\t');
+/// Files, insertions and deletions from `git diff --numstat -z --no-renames`: one
+/// `ins\tdel\tpath\0` record per file (paths verbatim, never quoted).
+fn parse_numstat_z(out: &[u8]) -> (Vec<String>, u64, u64) {
+    let mut files = Vec::new();
+    let (mut insertions, mut deletions) = (0, 0);
+    for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let mut parts = record.splitn(3, |b| *b == b'\t');
         // Binary files show `-`; they count as neither.
-        let a = parts
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        let d = parts
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        (ins + a, del + d)
-    })
+        let mut count = || {
+            parts
+                .next()
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        insertions += count();
+        deletions += count();
+        if let Some(path) = parts.next().filter(|p| !p.is_empty()) {
+            files.push(String::from_utf8_lossy(path).into_owned());
+        }
+    }
+    (files, insertions, deletions)
 }
 
 /// Removes a worktree (its branch stays).
@@ -372,8 +373,17 @@ mod tests {
     #[test]
     fn numstat_sums_text_and_skips_binary() {
         assert_eq!(
-            sum_numstat("3\t1\ta.txt\n-\t-\tb.bin\n10\t0\tc.txt\n"),
-            (13, 1)
+            parse_numstat_z(b"3\t1\ta.txt\0-\t-\tb.bin\x0010\t0\tdir/c\td.txt\0"),
+            (
+                vec![
+                    "a.txt".to_string(),
+                    "b.bin".to_string(),
+                    "dir/c\td.txt".to_string()
+                ],
+                13,
+                1
+            )
         );
+        assert_eq!(parse_numstat_z(b""), (Vec::new(), 0, 0));
     }
 }

@@ -1,6 +1,7 @@
-//! Closing attempts that a dead supervisor left unfinished.
+//! Closing attempts that their supervisor (or their StepActor) left unfinished.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use codencer_store::{ArtifactKind, AttemptRow, AttemptStatus, EventBody};
 
@@ -8,52 +9,72 @@ use crate::git;
 use crate::record::{Ids, Recorder};
 use crate::supervisor_error::SupervisorError;
 
-/// Ends an attempt the supervisor left unfinished, by appending `attempt.completed` with
-/// status `interrupted` (never an update). Whatever the executor had written to the
-/// worktree is first committed to the attempt branch and recorded as a diff, so no write
-/// made before the crash is lost; the worktree itself is kept for evidence.
+/// Ends an unfinished attempt by appending `attempt.completed` with `status` (never an
+/// update). A worker that survived its supervisor is found and killed first, so nothing
+/// writes to the worktree any more; then whatever the executor had written is committed to
+/// the attempt branch and recorded as a diff, so no write made before the crash is lost.
+/// When that is impossible, the reason says `lost-by-kill` and why. The worktree is kept.
 pub(crate) async fn close(
     rec: &Recorder,
     repo: &Path,
     attempt: &AttemptRow,
+    status: AttemptStatus,
+    why: &str,
 ) -> Result<(), SupervisorError> {
     let ids = Ids::attempt(&attempt.run_id, &attempt.step_id, &attempt.id);
+    let events: Vec<EventBody> = rec
+        .store()
+        .events_for_run(&attempt.run_id)?
+        .into_iter()
+        .filter(|e| e.attempt_id.as_deref() == Some(attempt.id.as_str()))
+        .map(|e| e.body)
+        .collect();
+    let killed = kill_survivor(&events, attempt).await?;
+    record_partial_output(rec, &ids, &events, attempt)?;
     let worktree = Path::new(&attempt.worktree);
     let message = format!(
-        "codencer: run {} attempt {} (interrupted)",
-        attempt.run_id, attempt.number
+        "codencer: run {} attempt {} ({})",
+        attempt.run_id,
+        attempt.number,
+        status.as_str()
     );
     let (capture, lost) = if worktree.join(".git").exists() {
+        clear_stale_index_lock(worktree);
         match git::capture(worktree, repo, &attempt.base_commit, &message).await {
             Ok(capture) => (Some(capture), None),
             Err(err) => (
                 None,
-                Some(format!("its changes could not be captured: {err}")),
+                Some(format!(
+                    "lost-by-kill: its changes could not be captured: {err}"
+                )),
             ),
         }
     } else {
         (
             None,
-            Some("its worktree was never created or is gone".to_string()),
+            Some("its worktree was never created or is gone (nothing to capture)".to_string()),
         )
     };
     if let Some(capture) = &capture {
         rec.artifact(&ids, ArtifactKind::Diff, None, &capture.diff)?;
-        rec.artifact(
-            &ids,
-            ArtifactKind::ChangedFiles,
-            None,
-            &serde_json::to_vec(&capture.files).unwrap_or_default(),
-        )?;
+        let files = serde_json::to_vec(&capture.files).unwrap_or_default();
+        rec.artifact(&ids, ArtifactKind::ChangedFiles, None, &files)?;
     }
+    let survivor = if killed {
+        "; its worker had survived and was killed"
+    } else {
+        ""
+    };
     let reason = match &lost {
-        None => "the supervisor stopped before the attempt ended; its changes so far are committed to its branch and its worktree is kept".to_string(),
-        Some(why) => format!("the supervisor stopped before the attempt ended; {why}"),
+        None => format!(
+            "{why}{survivor}; its changes so far are committed to its branch and its worktree is kept"
+        ),
+        Some(lost) => format!("{why}{survivor}; {lost}"),
     };
     rec.append(
         &ids,
         EventBody::AttemptCompleted {
-            status: AttemptStatus::Interrupted,
+            status,
             exit: None,
             reason: Some(reason),
             commit: capture.as_ref().and_then(|c| c.commit.clone()),
@@ -69,4 +90,90 @@ pub(crate) async fn close(
         },
     )?;
     Ok(())
+}
+
+/// Kills the attempt's worker if it is still alive (its pid is in `attempt.running`).
+/// Returns whether one was killed.
+async fn kill_survivor(
+    events: &[EventBody],
+    attempt: &AttemptRow,
+) -> Result<bool, SupervisorError> {
+    let pids: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            EventBody::AttemptRunning { pid } => *pid,
+            _ => None,
+        })
+        .collect();
+    if pids.is_empty() {
+        return Ok(false);
+    }
+    let started = parse_ts(&attempt.started_at);
+    let killed = tokio::task::spawn_blocking(move || {
+        let mut killed = false;
+        for pid in pids {
+            match codencer_sandbox::kill_stale_worker(pid, started) {
+                Ok(codencer_sandbox::StaleWorker::Killed) => killed = true,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(pid, cause = %err, "could not kill a stale worker");
+                }
+            }
+        }
+        killed
+    })
+    .await
+    .map_err(|e| SupervisorError::Infrastructure(format!("stale worker check failed: {e}")))?;
+    if killed {
+        tracing::warn!(attempt_id = %attempt.id, "killed a worker that outlived its supervisor");
+    }
+    Ok(killed)
+}
+
+/// The executor's output so far (its files in the attempt's scratch directory), unless the
+/// dead supervisor recorded it already.
+fn record_partial_output(
+    rec: &Recorder,
+    ids: &Ids,
+    events: &[EventBody],
+    attempt: &AttemptRow,
+) -> Result<(), SupervisorError> {
+    let scratch = rec.store().root().join("attempts").join(&attempt.id);
+    for (kind, file) in [
+        (ArtifactKind::ExecutorStdout, "executor.stdout"),
+        (ArtifactKind::ExecutorStderr, "executor.stderr"),
+    ] {
+        let recorded = events
+            .iter()
+            .any(|e| matches!(e, EventBody::ArtifactRecorded { kind: k, .. } if *k == kind));
+        let path = scratch.join(file);
+        if !recorded && path.exists() {
+            rec.artifact_file(ids, kind, None, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 timestamp of the record; the epoch when unparsable (then any worker with
+/// the pid counts as the attempt's; the name check still applies).
+fn parse_ts(ts: &str) -> SystemTime {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .map(SystemTime::from)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A git process killed with the supervisor leaves `index.lock` behind, and every later
+/// git command in the worktree would fail on it. Its holder is dead: the run lock is ours.
+fn clear_stale_index_lock(worktree: &Path) {
+    let Ok(link) = std::fs::read_to_string(worktree.join(".git")) else {
+        return;
+    };
+    let Some(git_dir) = link.trim().strip_prefix("gitdir:") else {
+        return;
+    };
+    let lock = Path::new(git_dir.trim()).join("index.lock");
+    if lock.exists() {
+        tracing::warn!(path = %lock.display(), "removing a stale git index lock");
+        let _ = std::fs::remove_file(&lock);
+    }
 }

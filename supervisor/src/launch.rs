@@ -7,11 +7,14 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use codencer_sandbox::{ExecSpec, ExitStatus, SandboxSpec, WorkerReport};
+use codencer_sandbox::{
+    ExecSpec, ExitStatus, SandboxError, SandboxSpec, WorkerHandle, WorkerReport,
+};
 use codencer_store::ProcessExit;
 use tokio::sync::watch;
 
@@ -114,12 +117,12 @@ pub async fn run_process(
     };
     let started = Instant::now();
     // The write ends move into the worker; once it and its sandbox are gone, the readers see EOF.
-    let handle =
-        codencer_sandbox::spawn_worker(worker, &spec, Stdio::from(out_w), Stdio::from(err_w))
-            .map_err(|source| LaunchError::Spawn {
-                worker: worker.display().to_string(),
-                source,
-            })?;
+    let handle = spawn_on_spawner(worker, spec, Stdio::from(out_w), Stdio::from(err_w))
+        .await
+        .map_err(|source| LaunchError::Spawn {
+            worker: worker.display().to_string(),
+            source,
+        })?;
     on_start(handle.pid());
     let killer = handle.killer();
 
@@ -237,4 +240,46 @@ fn pump(
         }
         let _ = to.flush();
     })
+}
+
+type SpawnJob = Box<dyn FnOnce() + Send>;
+
+/// Starts the worker from one long-lived thread. The worker's parent-death signal fires
+/// when the thread that forked it exits, not the process, and tokio retires idle threads;
+/// this thread lives as long as the process, so a worker dies exactly when its supervisor
+/// does (SIGKILL included).
+async fn spawn_on_spawner(
+    worker: &Path,
+    spec: ExecSpec,
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Result<WorkerHandle, SandboxError> {
+    static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new()
+            .name("codencer-spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .ok()
+            .map(|_| jobs)
+    });
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let worker = worker.to_path_buf();
+    let job: SpawnJob = Box::new(move || {
+        let _ = reply.send(codencer_sandbox::spawn_worker(
+            &worker, &spec, stdout, stderr,
+        ));
+    });
+    let lost = || SandboxError::WorkerIo(std::io::Error::other("the spawner thread is gone"));
+    match spawner {
+        Some(jobs) => {
+            jobs.send(job).map_err(|_| lost())?;
+            answer.await.map_err(|_| lost())?
+        }
+        None => Err(lost()),
+    }
 }

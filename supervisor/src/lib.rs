@@ -18,8 +18,10 @@ mod plan;
 mod record;
 mod result;
 mod resume;
+mod runlock;
 pub mod spec;
 mod supervisor_error;
+mod test_hooks;
 mod text;
 
 pub use actors::run::RunOutcome;

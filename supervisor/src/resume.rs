@@ -27,9 +27,9 @@ pub enum Resumed {
 }
 
 /// Where a run picks up.
-struct Restart {
-    first_step: usize,
-    base: String,
+pub(crate) struct Restart {
+    pub first_step: usize,
+    pub base: String,
 }
 
 impl Engine {
@@ -46,6 +46,8 @@ impl Engine {
         scope: &RunScope,
         run_id: &str,
     ) -> Result<Resumed, SupervisorError> {
+        // Held until the run stops: no other process closes or starts its attempts.
+        let _lock = crate::runlock::RunLock::take(&scope.ctx.state_dir, run_id)?;
         let rec = &scope.ctx.recorder;
         let store = rec.store();
         let tree = store
@@ -60,7 +62,14 @@ impl Engine {
             .into_iter()
             .filter(|a| a.run_id == run_id)
         {
-            crate::interrupted::close(rec, &plan.spec.workspace, &attempt).await?;
+            crate::interrupted::close(
+                rec,
+                &plan.spec.workspace,
+                &attempt,
+                codencer_store::AttemptStatus::Interrupted,
+                "the supervisor stopped before the attempt ended",
+            )
+            .await?;
         }
         let restart = match restart_point(rec, &tree, &plan)? {
             Ok(restart) => restart,
@@ -95,7 +104,7 @@ impl Engine {
 }
 
 /// The first step still to run, and what it builds on; or why nothing runs.
-fn restart_point(
+pub(crate) fn restart_point(
     rec: &Recorder,
     tree: &RunTree,
     plan: &RunPlan,

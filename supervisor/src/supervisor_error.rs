@@ -20,6 +20,12 @@ pub enum SupervisorError {
     Infrastructure(String),
     #[error("actor system: {0}")]
     Actor(String),
+    /// Another process (a `codencer run` or `resume`, or orchestratord) drives this run
+    /// from the same state directory.
+    #[error(
+        "run {run_id} is being driven by another Codencer process on this state directory; refusing to touch it (wait for it to end, or stop it)"
+    )]
+    RunBusy { run_id: String },
 }
 
 impl SupervisorError {

@@ -63,6 +63,7 @@ impl Daemon {
             .arg(&addr_file)
             .args(["--max-concurrent-runs", &self.max_runs.to_string()])
             .env("CODENCER_LOG", "info")
+            .env("CODENCER_GRACE", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

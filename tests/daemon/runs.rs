@@ -165,3 +165,53 @@ fn orchestratorctl_is_a_client_of_the_daemon() {
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("unauthorized"), "{out}");
 }
+
+#[test]
+fn daemon_sigterm_drains_and_the_next_start_goes_on() {
+    let mut d = Daemon::start();
+    let (run, _) = d.submit(
+        &d.spec(
+            "drain",
+            "  goal: g\n  command: 'echo begun > begun.txt; if [ \"$CODENCER_ATTEMPT\" = 1 ]; then sleep 30; fi; echo done > done.txt'\n",
+        ),
+        false,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempts = d.get(&format!("/v1/runs/{run}/attempts")).json();
+        if attempts["attempts"][0]["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "attempt never ran:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut child = d.child.take().unwrap();
+    let sent = Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", d.log());
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        sent.elapsed()
+    );
+    let tree: serde_json::Value =
+        serde_json::from_str(&d.sb.ctl(&["runs", "tree", "--json", &run]).stdout).unwrap();
+    let first = &tree["steps"][0]["attempts"][0]["attempt"];
+    assert_eq!(first["status"], "interrupted", "{tree}");
+    assert!(
+        first["reason"].as_str().unwrap().contains("grace period"),
+        "{tree}"
+    );
+    assert_eq!(tree["run"]["status"], "running", "{tree}");
+    d.spawn();
+    let view = d.wait_run(&run, 90);
+    assert_eq!(view["run"]["status"], "passed", "{view}\n{}", d.log());
+    let attempts = view["steps"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{view}");
+    assert_eq!(d.sb.codencer(&["store", "verify"]).code, Some(0));
+}

@@ -6,7 +6,9 @@
 mod executors;
 mod interrupt;
 mod lifecycle;
+mod network;
 mod policy;
 mod record;
+mod reliability;
 mod spec_errors;
 mod worktrees;

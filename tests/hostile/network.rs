@@ -139,7 +139,6 @@ fn proxy_bridge_only_way_out() {
     spec.sandbox.network = codencer_sandbox::NetworkSpec::Proxy {
         unix_socket: path,
         port: 3128,
-        forward: Vec::new(),
     };
     let out = crate::harness::run(&spec, None);
     out.expect(&["proxy saw hello", "DENIED EACCES\nDENIED EACCES"]);
@@ -150,4 +149,67 @@ fn proxy_bridge_only_way_out() {
             .status,
         codencer_sandbox::Enforcement::Enforced
     );
+}
+
+/// A unix socket standing in for the supervisor's forward relay.
+fn relay_socket(fx: &Fixture, name: &str) -> std::path::PathBuf {
+    use std::io::{BufRead, BufReader, Write};
+    let path = fx.path(&format!("outside/{name}"));
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = (&stream).write_all(format!("forward saw {line}").as_bytes());
+        }
+    });
+    path
+}
+
+#[test]
+fn forward_reaches_exactly_the_listed_port() {
+    for proxy in [false, true] {
+        let fx = Fixture::new();
+        let (other, hit) = tcp_listener();
+        let forward = relay_socket(&fx, "f.sock");
+        let mut spec = fx.spec(&format!(
+            "exec 3<>/dev/tcp/127.0.0.1/18080 && echo hi >&3 && read -r line <&3 && echo \"$line\"; probe tcp 127.0.0.1 {other}; probe tcp 127.0.0.1 18081; probe tcp 1.1.1.1 18080; true"
+        ));
+        spec.sandbox.forwards = vec![codencer_sandbox::ForwardSpec {
+            addr: "127.0.0.1:18080".parse().unwrap(),
+            unix_socket: forward,
+        }];
+        if proxy {
+            spec.sandbox.network = codencer_sandbox::NetworkSpec::Proxy {
+                unix_socket: relay_socket(&fx, "p.sock"),
+                port: 3128,
+            };
+        }
+        let out = crate::harness::run(&spec, None);
+        out.ok().expect(&["forward saw hi"]).never("\nOK");
+        assert!(
+            !hit.load(Ordering::SeqCst),
+            "unforwarded host port reached:\n{out}"
+        );
+        let network = out.report.layer(codencer_sandbox::Layer::Network).unwrap();
+        assert!(
+            network.detail.contains("forwarded: 127.0.0.1:18080"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn forward_to_a_non_loopback_address_is_refused() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec("touch RAN");
+    spec.sandbox.forwards = vec![codencer_sandbox::ForwardSpec {
+        addr: "10.0.0.1:80".parse().unwrap(),
+        unix_socket: fx.path("outside/f.sock"),
+    }];
+    let out = crate::harness::run(&spec, None);
+    let err = out.report.setup_error.clone().unwrap_or_default();
+    assert!(err.contains("not a loopback address"), "{out}");
+    assert!(!fx.path("wt/RAN").exists());
 }

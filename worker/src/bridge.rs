@@ -1,9 +1,10 @@
-//! The network proxy bridge: `127.0.0.1:<port>` inside the sandbox's network namespace,
-//! relayed to the supervisor's proxy on a unix socket outside. Each connection is relayed
-//! by a forked child of the worker (outside the sandbox), which dies with the worker.
+//! Network bridges: a loopback address inside the sandbox's network namespace
+//! (`127.0.0.1:<port>` for the proxy, each forward's own address), relayed to the
+//! supervisor's unix socket outside. Each connection is relayed by a forked child of the
+//! worker (outside the sandbox), which dies with the worker.
 
 use std::io;
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -21,9 +22,9 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Listens on loopback port `port` of the current network namespace.
-    pub fn listen(target: &Path, port: u16) -> io::Result<Bridge> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+    /// Listens on `addr` (loopback) of the current network namespace.
+    pub fn listen(target: &Path, addr: SocketAddr) -> io::Result<Bridge> {
+        let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         Ok(Bridge {
             listener,

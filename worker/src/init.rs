@@ -8,7 +8,7 @@ use codencer_sandbox::confine::limits::Cgroup;
 use codencer_sandbox::confine::{layer, lock, privs, seccomp, userns};
 use codencer_sandbox::{
     Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, LayerReport, LimitMechanism,
-    NetworkSpec, WorkerReport, signal_name, signaled,
+    NetworkSpec, SandboxSpec, WorkerReport, signal_name, signaled,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
@@ -101,9 +101,7 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     .map_err(|e| fail("limits", &e))?;
     let program = seccomp::build().map_err(|e| fail("seccomp", &e))?;
     let privileges = privs::drop_remaining_caps().map_err(|e| fail("capabilities", &e))?;
-    report
-        .layers
-        .push(restrict(&view, &spec.network, init.userns));
+    report.layers.push(restrict(&view, spec, init.userns));
     report
         .layers
         .push(seccomp::apply(&program).map_err(|e| fail("seccomp", &e))?);
@@ -146,8 +144,9 @@ fn wait_for_cgroup(init: &Init) -> Result<(), String> {
     Ok(())
 }
 
-fn restrict(view: &View, network: &NetworkSpec, netns: bool) -> LayerReport {
-    lock::restrict(view, network, netns)
+fn restrict(view: &View, spec: &SandboxSpec, netns: bool) -> LayerReport {
+    let forward_ports: Vec<u16> = spec.forwards.iter().map(|f| f.addr.port()).collect();
+    lock::restrict(view, &spec.network, &forward_ports, netns)
         .unwrap_or_else(|e| layer(Layer::Landlock, Enforcement::NotEnforced, chain(&e)))
 }
 
@@ -186,14 +185,28 @@ fn network_layer(init: &Init) -> LayerReport {
         (NetworkSpec::None, true) => layer(
             Layer::Network,
             Enforcement::Enforced,
-            "empty network namespace, loopback only",
+            format!(
+                "empty network namespace, loopback only{}",
+                forwards_detail(&init.exec.sandbox)
+            ),
         ),
         (NetworkSpec::Proxy { port, .. }, true) => layer(
             Layer::Network,
             Enforcement::Enforced,
-            format!("empty network namespace; 127.0.0.1:{port} bridged to the proxy"),
+            format!(
+                "empty network namespace; 127.0.0.1:{port} bridged to the proxy{}",
+                forwards_detail(&init.exec.sandbox)
+            ),
         ),
     }
+}
+
+fn forwards_detail(spec: &SandboxSpec) -> String {
+    if spec.forwards.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = spec.forwards.iter().map(|f| f.addr.to_string()).collect();
+    format!("; forwarded: {}", list.join(", "))
 }
 
 /// Forks the executor and reaps until it and every other process are gone.

@@ -68,10 +68,16 @@ fn read_spec() -> Result<ExecSpec, String> {
     if exec.sandbox.uid == 0 {
         return Err("the executor must not be uid 0 inside the sandbox".to_owned());
     }
-    if let NetworkSpec::Proxy { forward, .. } = &exec.sandbox.network
-        && !forward.is_empty()
+    if matches!(exec.sandbox.network, NetworkSpec::Host) && !exec.sandbox.forwards.is_empty() {
+        return Err("forwards need a network namespace; with the host network the services are reachable directly".to_owned());
+    }
+    if let Some(bad) = exec
+        .sandbox
+        .forwards
+        .iter()
+        .find(|f| !f.addr.ip().is_loopback())
     {
-        return Err("network forwards are not supported yet".to_owned());
+        return Err(format!("forward {} is not a loopback address", bad.addr));
     }
     // The executor's stdin is /dev/null; the spec pipe is done.
     let null = std::fs::File::open("/dev/null").map_err(|e| format!("opening /dev/null: {e}"))?;
@@ -104,13 +110,15 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                 .filter(|l| spec.requires(*l))
                 .map(Layer::name)
                 .collect::<Vec<_>>();
-            if !needed.is_empty() || !host_net && !matches!(spec.network, NetworkSpec::None) {
+            let bridged =
+                matches!(spec.network, NetworkSpec::Proxy { .. }) || !spec.forwards.is_empty();
+            if !needed.is_empty() || !host_net && bridged {
                 cgroup.remove();
                 return Err(format!(
                     "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
                     chain(&err),
                     if needed.is_empty() {
-                        "the network proxy".to_owned()
+                        "the network proxy and forwards".to_owned()
                     } else {
                         needed.join(", ")
                     }
@@ -144,15 +152,18 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
             },
         ));
     }
-    let bridge = match (&spec.network, userns) {
-        (
-            NetworkSpec::Proxy {
-                unix_socket, port, ..
-            },
-            true,
-        ) => Some(Bridge::listen(unix_socket, *port).map_err(|e| fail("proxy bridge", &e))?),
-        _ => None,
-    };
+    let mut bridges = Vec::new();
+    if userns {
+        if let NetworkSpec::Proxy { unix_socket, port } = &spec.network {
+            let addr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
+            bridges.push(Bridge::listen(unix_socket, addr).map_err(|e| fail("proxy bridge", &e))?);
+        }
+        for forward in &spec.forwards {
+            let bridge = Bridge::listen(&forward.unix_socket, forward.addr)
+                .map_err(|e| fail(&format!("forward {}", forward.addr), &e))?;
+            bridges.push(bridge);
+        }
+    }
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
     let (alive_r, alive_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
     let init = Init {
@@ -185,7 +196,7 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                 crate::proto::send_pidfd(report_fd(), &pidfd);
             }
             Ok(supervise(
-                child, status_r, alive_w, cgroup, &signals, bridge,
+                child, status_r, alive_w, cgroup, &signals, bridges,
             ))
         }
         Err(err) => {
@@ -203,7 +214,7 @@ fn supervise(
     _alive: OwnedFd,
     mut cgroup: Cgroup,
     signals: &SigSet,
-    bridge: Option<Bridge>,
+    bridges: Vec<Bridge>,
 ) -> ExitCode {
     let mut latest: Option<WorkerReport> = None;
     let mut buf = Vec::new();
@@ -211,15 +222,15 @@ fn supervise(
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
     let mut init_status: Option<WaitStatus> = None;
     while init_status.is_none() || status_open {
-        // Slots: the status pipe while open, the signalfd, the bridge listener.
-        let mut fds = Vec::with_capacity(3);
+        // Slots: the status pipe while open, the signalfd, the bridge listeners (last).
+        let mut fds = Vec::with_capacity(2 + bridges.len());
         if status_open {
             fds.push(PollFd::new(status.as_fd(), PollFlags::POLLIN));
         }
         if let Some(sfd) = &sfd {
             fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
         }
-        if let Some(bridge) = &bridge {
+        for bridge in &bridges {
             fds.push(PollFd::new(bridge.listener.as_fd(), PollFlags::POLLIN));
         }
         // Without a signalfd, fall back to polling for the child's exit.
@@ -236,7 +247,8 @@ fn supervise(
                 .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
         };
         let status_ready = status_open && ready(&fds[0]);
-        let bridge_ready = bridge.is_some() && fds.last().is_some_and(ready);
+        let first_bridge = fds.len() - bridges.len();
+        let bridges_ready: Vec<bool> = fds[first_bridge..].iter().map(ready).collect();
         drop(fds);
         if status_ready {
             let mut chunk = [0u8; 8192];
@@ -252,8 +264,10 @@ fn supervise(
                 }
             }
         }
-        if bridge_ready && let Some(bridge) = &bridge {
-            bridge.accept();
+        for (bridge, ready) in bridges.iter().zip(bridges_ready) {
+            if ready {
+                bridge.accept();
+            }
         }
         if let Some(sfd) = &sfd {
             while let Ok(Some(info)) = sfd.read_signal() {

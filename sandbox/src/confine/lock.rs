@@ -18,10 +18,12 @@ pub const TARGET_ABI: ABI = ABI::V7;
 /// abstract unix sockets and signals scoped. TCP: with `network: none` inside a network
 /// namespace loopback TCP stays usable (test suites start local servers; nothing else is
 /// reachable); without a namespace every TCP bind/connect is denied; with a proxy only
-/// connecting to its port is allowed. Sets no_new_privs as Landlock requires.
+/// connecting to its port and to `forward_ports` is allowed. Sets no_new_privs as Landlock
+/// requires.
 pub fn restrict(
     view: &View,
     network: &NetworkSpec,
+    forward_ports: &[u16],
     netns: bool,
 ) -> Result<LayerReport, SandboxError> {
     let all = AccessFs::from_all(TARGET_ABI);
@@ -33,23 +35,36 @@ pub fn restrict(
         .map_err(SandboxError::Landlock)?
         .scope(Scope::from_all(TARGET_ABI))
         .map_err(SandboxError::Landlock)?;
-    let (tcp, port, net) = match network {
-        NetworkSpec::Host => (None, None, "tcp unrestricted (host network)".to_owned()),
+    let (tcp, ports, net) = match network {
+        NetworkSpec::Host => (
+            None,
+            Vec::new(),
+            "tcp unrestricted (host network)".to_owned(),
+        ),
         NetworkSpec::None if netns => (
             None,
-            None,
+            Vec::new(),
             "tcp unrestricted inside the empty network namespace (loopback only)".to_owned(),
         ),
         NetworkSpec::None => (
             Some(AccessNet::from_all(TARGET_ABI)),
-            None,
+            Vec::new(),
             "no tcp bind/connect".to_owned(),
         ),
-        NetworkSpec::Proxy { port, .. } => (
-            Some(AccessNet::ConnectTcp.into()),
-            Some(*port),
-            format!("tcp connect to port {port} only"),
-        ),
+        NetworkSpec::Proxy { port, .. } => {
+            let mut ports = vec![*port];
+            ports.extend_from_slice(forward_ports);
+            let list = ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                Some(AccessNet::ConnectTcp.into()),
+                ports,
+                format!("tcp connect to port {list} only"),
+            )
+        }
     };
     if let Some(tcp) = tcp {
         ruleset = ruleset.handle_access(tcp).map_err(SandboxError::Landlock)?;
@@ -82,7 +97,7 @@ pub fn restrict(
             .map_err(SandboxError::Landlock)?;
         rules += 1;
     }
-    if let Some(port) = port {
+    for port in ports {
         created = created
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
             .map_err(SandboxError::Landlock)?;

@@ -1,5 +1,6 @@
-//! Throughput and latency checks, ignored by default (run in release):
-//! `cargo test --release -p codencer-store --test store -- --ignored --nocapture perf`
+//! A quick look at throughput and latency, ignored by default (run in release):
+//! `cargo test --release -p codencer-store --test store -- --ignored --nocapture perf`.
+//! The measured figures, against their references, come from `scripts/bench.sh`.
 
 use std::time::Instant;
 
@@ -197,6 +198,6 @@ fn perf_append_and_tree() {
          run_tree {tree_time:?}; 1000 single appends {single:?}; verify {verify_time:?}; \
          check_projections {check_time:?}"
     );
-    assert!(rate >= 20_000.0, "{rate:.0} events/s");
-    assert!(tree_time.as_millis() <= 20, "{tree_time:?}");
+    // No timed assertions: the targets are checked by `scripts/bench.sh`, side by side with
+    // their references (docs/performance.md).
 }

@@ -9,7 +9,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::oneshot;
 
 use super::step::{StepActor, StepArgs};
-use crate::context::Context;
+use crate::context::{Context, Stop};
 use crate::plan::RunPlan;
 use crate::record::Ids;
 
@@ -32,6 +32,20 @@ pub struct StepFinished {
     pub status: RunStatus,
     pub head_commit: Option<String>,
     pub infrastructure: Option<String>,
+    /// The step stopped unfinished because the supervisor suspends its runs.
+    pub suspended: bool,
+}
+
+impl StepFinished {
+    pub(crate) fn suspended(index: u32) -> StepFinished {
+        StepFinished {
+            index,
+            status: RunStatus::Running,
+            head_commit: None,
+            infrastructure: None,
+            suspended: true,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -98,6 +112,18 @@ impl RunActor {
         myself.stop(None);
     }
 
+    /// Stops without `run.completed`: the run stays unfinished for the next start.
+    fn suspend(myself: &ActorRef<RunMsg>, state: &mut RunState) {
+        if let Some(done) = state.args.done.take() {
+            let _ = done.send(RunOutcome {
+                run_id: state.args.run_id.clone(),
+                status: RunStatus::Running,
+                infrastructure: None,
+            });
+        }
+        myself.stop(None);
+    }
+
     async fn spawn_step(
         myself: &ActorRef<RunMsg>,
         state: &mut RunState,
@@ -158,6 +184,18 @@ impl Actor for RunActor {
                     Self::finish(&myself, state, RunStatus::Passed, None, None);
                     return Ok(());
                 };
+                match a.ctx.stopping() {
+                    Stop::Go => {}
+                    Stop::Suspend => {
+                        Self::suspend(&myself, state);
+                        return Ok(());
+                    }
+                    Stop::Drain => {
+                        let why = format!("stopped by a signal before step {}", state.next + 1);
+                        Self::finish(&myself, state, RunStatus::Cancelled, Some(why), None);
+                        return Ok(());
+                    }
+                }
                 let step = StepArgs {
                     ctx: a.ctx.clone(),
                     run_id: a.run_id.clone(),
@@ -170,7 +208,12 @@ impl Actor for RunActor {
                     parent: myself.clone(),
                 };
                 state.restarts = 0;
+                crate::test_hooks::maybe_panic("run", step.index);
                 Self::spawn_step(&myself, state, step).await?;
+            }
+            RunMsg::StepFinished(f) if f.suspended => {
+                state.current = None;
+                Self::suspend(&myself, state);
             }
             RunMsg::StepFinished(f) => {
                 state.current = None;
@@ -236,28 +279,22 @@ impl Actor for RunActor {
                 error: err.to_string(),
             },
         )?;
-        // The attempt it was running ends `crashed`; the record says why.
+        // The attempt it was running ends `crashed` (its worker killed, its changes
+        // captured); the record says why.
         for attempt in rec
             .store()
             .unfinished_attempts()?
             .into_iter()
             .filter(|a| a.step_id == step.step_id)
         {
-            rec.append(
-                &Ids::attempt(&step.run_id, &step.step_id, &attempt.id),
-                EventBody::AttemptCompleted {
-                    status: AttemptStatus::Crashed,
-                    exit: None,
-                    reason: Some(format!("step actor failed: {err}")),
-                    commit: None,
-                    files_changed: Vec::new(),
-                    insertions: 0,
-                    deletions: 0,
-                    duration_ms: 0,
-                    summary: None,
-                    usage: None,
-                },
-            )?;
+            crate::interrupted::close(
+                rec,
+                &step.repo,
+                &attempt,
+                AttemptStatus::Crashed,
+                &format!("step actor failed: {err}"),
+            )
+            .await?;
         }
         state.restarts += 1;
         if state.restarts > MAX_STEP_RESTARTS {

@@ -11,7 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::run::{RunMsg, StepFinished};
 use crate::actors::policy::{PolicyCheck, PolicyVerdict};
 use crate::attempt::{AttemptPlan, run_attempt};
-use crate::context::Context;
+use crate::context::{Context, Stop};
 use crate::plan::StepPlan;
 use crate::record::Ids;
 
@@ -84,8 +84,10 @@ async fn run_step(s: &StepArgs) -> StepFinished {
             tracing::error!(cause = %err, "step failed on infrastructure");
             let ids = Ids::step(&s.run_id, &s.step_id);
             let attempts = attempts_so_far(s);
-            // Best effort: when the store itself failed, this append fails too, and the
-            // run reports the infrastructure error without it.
+            // Best effort: when the store itself failed, these appends fail too, the run
+            // reports the infrastructure error without them, and the next start closes
+            // the attempt `interrupted`.
+            close_unfinished(s, &reason);
             let _ = s.ctx.recorder.append(
                 &ids,
                 EventBody::StepCompleted {
@@ -100,8 +102,34 @@ async fn run_step(s: &StepArgs) -> StepFinished {
                 status: RunStatus::Failed,
                 head_commit: None,
                 infrastructure: Some(reason),
+                suspended: false,
             }
         }
+    }
+}
+
+/// Ends the step's attempt an infrastructure error left unfinished, `crashed` with `reason`.
+fn close_unfinished(s: &StepArgs, reason: &str) {
+    let rec = &s.ctx.recorder;
+    let Ok(unfinished) = rec.store().unfinished_attempts() else {
+        return;
+    };
+    for attempt in unfinished.into_iter().filter(|a| a.step_id == s.step_id) {
+        let _ = rec.append(
+            &Ids::attempt(&s.run_id, &s.step_id, &attempt.id),
+            EventBody::AttemptCompleted {
+                status: AttemptStatus::Crashed,
+                exit: None,
+                reason: Some(reason.to_string()),
+                commit: None,
+                files_changed: Vec::new(),
+                insertions: 0,
+                deletions: 0,
+                duration_ms: 0,
+                summary: None,
+                usage: None,
+            },
+        );
     }
 }
 
@@ -126,6 +154,32 @@ fn record_result(s: &StepArgs) -> Result<(), crate::supervisor_error::Supervisor
     Ok(())
 }
 
+/// The commit of the step's last recorded attempt, when it passed without an approval gate
+/// left open (a step resumed after the supervisor died between the two events).
+fn passed_before(s: &StepArgs) -> Option<String> {
+    let tree = s.ctx.recorder.store().run_tree(&s.run_id).ok().flatten()?;
+    let step = tree.steps.into_iter().find(|st| st.step.id == s.step_id)?;
+    let last = step.attempts.last()?;
+    let gated = last.gates.iter().any(|g| g.name == "approval");
+    (last.attempt.status == AttemptStatus::Passed && !gated).then(|| {
+        last.attempt
+            .commit
+            .clone()
+            .unwrap_or_else(|| s.base_commit.clone())
+    })
+}
+
+fn started_before(s: &StepArgs) -> bool {
+    s.ctx
+        .recorder
+        .store()
+        .run_tree(&s.run_id)
+        .ok()
+        .flatten()
+        .and_then(|tree| tree.steps.into_iter().find(|st| st.step.id == s.step_id))
+        .is_some_and(|st| st.step.status != RunStatus::Pending)
+}
+
 fn attempts_so_far(s: &StepArgs) -> u32 {
     s.ctx
         .recorder
@@ -144,7 +198,8 @@ async fn try_run_step(
     let rec = &s.ctx.recorder;
     // A restarted step continues numbering after the attempts already recorded.
     let done = attempts_so_far(s);
-    if done == 0 {
+    // A StepActor restarted before its first attempt already recorded the step's start.
+    if done == 0 && !started_before(s) {
         rec.append(
             &ids,
             EventBody::StepStarted {
@@ -178,14 +233,33 @@ async fn try_run_step(
             status,
             head_commit,
             infrastructure: None,
+            suspended: false,
         })
     };
+    if let Some(head) = passed_before(s) {
+        // The supervisor died after the attempt passed but before the step's end.
+        return finish(RunStatus::Passed, Some(head), done, None);
+    }
     let max_attempts = s.plan.max_attempts();
     let mut feedback: Vec<String> = Vec::new();
     let mut last_reason = None;
     let mut made = done;
-    while made < max_attempts && !*s.ctx.cancel.borrow() {
+    loop {
+        if made >= max_attempts {
+            break;
+        }
+        match s.ctx.stopping() {
+            // Left unfinished on purpose: the next start goes on from here.
+            Stop::Suspend => return Ok(StepFinished::suspended(s.index)),
+            _ if *s.ctx.cancel.borrow() => break,
+            Stop::Drain => {
+                let why = format!("stopped by a signal before attempt {}", made + 1);
+                return finish(RunStatus::Cancelled, None, made, Some(why));
+            }
+            Stop::Go => {}
+        }
         let number = made + 1;
+        crate::test_hooks::maybe_panic("step", number);
         let plan = AttemptPlan {
             run_id: &s.run_id,
             step_id: &s.step_id,
@@ -211,7 +285,8 @@ async fn try_run_step(
                 let head = result.commit.unwrap_or_else(|| s.base_commit.clone());
                 return finish(RunStatus::Passed, Some(head), made, None);
             }
-            AttemptStatus::Killed if *s.ctx.cancel.borrow() => break,
+            // Cancelled (or suspended): the loop's head decides how the step ends.
+            AttemptStatus::Killed | AttemptStatus::Interrupted if *s.ctx.cancel.borrow() => {}
             other => {
                 last_reason = Some(format!(
                     "attempt {number} {}{}",

@@ -10,6 +10,11 @@ use crate::context::Context;
 use crate::launch::{self, ProcessRequest};
 use crate::supervisor_error::SupervisorError;
 
+/// Policy variable naming the model server's base URL for the executor's adapter.
+pub const MODEL_BASE_URL_ENV: &str = "CODENCER_MODEL_BASE_URL";
+/// Policy variable naming the model the executor asks for.
+pub const MODEL_ENV: &str = "CODENCER_MODEL";
+
 pub(super) async fn run(
     ctx: &Context,
     plan: &AttemptPlan<'_>,
@@ -34,6 +39,15 @@ pub(super) async fn run(
         Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
     };
     let home = ws.scratch.join("home");
+    // The operator points an executor at an on-prem (or mock) model server through its
+    // policy: `[env.set] CODENCER_MODEL_BASE_URL` / `CODENCER_MODEL`; the adapter turns
+    // them into the CLI's own settings.
+    let policy_env = |name: &str| {
+        ws.env
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
     let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
         prompt: &prompt,
         worktree: ws.worktree,
@@ -41,8 +55,8 @@ pub(super) async fn run(
         command: step.command.as_deref(),
         config_home: &home,
         binary: Some(&located.binary),
-        model: None,
-        model_base_url: None,
+        model: policy_env(MODEL_ENV),
+        model_base_url: policy_env(MODEL_BASE_URL_ENV),
     }) {
         Ok(inv) => inv,
         Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
@@ -127,7 +141,13 @@ pub(super) async fn run(
         ctx.recorder
             .artifact(&ws.ids, ArtifactKind::ExecutorReport, None, &json)?;
     }
-    let (status, reason) = evidence::executor_verdict(&outcome, &report, plan.step.wall());
+    let (status, reason) = match outcome.ending {
+        launch::Ending::Cancelled => {
+            let (status, why) = ctx.cancelled_status();
+            (Some(status), Some(why.to_string()))
+        }
+        _ => evidence::executor_verdict(&outcome, &report, plan.step.wall()),
+    };
     let evidence = reason
         .as_ref()
         .map(|why| evidence::from_executor(why, &stderr, &stdout));

@@ -3,19 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use codencer_store::RunStatus;
 
 use super::common::*;
-use super::render;
 use codencer_policy::PolicySources;
 
+use super::drive::drive;
 use crate::engine::Engine;
 use crate::plan::RunPlan;
-use crate::result::RunResult;
 use crate::spec::TaskSpec;
-use crate::supervisor_error::SupervisorError;
 use crate::{Resumed, RunOutcome};
 
 #[derive(Debug, Parser)]
@@ -41,6 +40,9 @@ enum Command {
         /// Print the run's result as JSON on stdout, and nothing else.
         #[arg(long)]
         json: bool,
+        /// Seconds a running attempt may go on after SIGINT/SIGTERM before it is killed.
+        #[arg(long, default_value_t = DEFAULT_GRACE_SECS)]
+        grace: u64,
     },
     /// Continue a run: after the supervisor died, or once its approval gate was decided.
     Resume {
@@ -48,6 +50,9 @@ enum Command {
         run: String,
         #[arg(long)]
         json: bool,
+        /// Seconds a running attempt may go on after SIGINT/SIGTERM before it is killed.
+        #[arg(long, default_value_t = DEFAULT_GRACE_SECS)]
+        grace: u64,
     },
     /// Remove worktrees of finished runs (their branches stay unless --branches).
     Gc {
@@ -121,8 +126,8 @@ pub fn main() -> ExitCode {
     init_tracing(false);
     let state = state_dir(cli.state_dir);
     match cli.command {
-        Command::Run { spec, json } => run(&state, &spec, json),
-        Command::Resume { run, json } => resume(&state, &run, json),
+        Command::Run { spec, json, grace } => run(&state, &spec, json, secs(grace)),
+        Command::Resume { run, json, grace } => resume(&state, &run, json, secs(grace)),
         Command::Gc { branches, json } => super::render::gc(&state, branches, json),
         Command::Policy {
             command: PolicyCommand::Explain { spec, json },
@@ -142,7 +147,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> ExitCode {
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn run(
+    state: &std::path::Path,
+    spec_path: &std::path::Path,
+    json: bool,
+    grace: Duration,
+) -> ExitCode {
     let spec = match TaskSpec::load(spec_path) {
         Ok(spec) => spec,
         Err(errors) => {
@@ -173,10 +187,15 @@ fn run(state: &std::path::Path, spec_path: &std::path::Path, json: bool) -> Exit
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    rt.block_on(run_async(state, plan, json))
+    rt.block_on(run_async(state, plan, json, grace))
 }
 
-async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCode {
+async fn run_async(
+    state: &std::path::Path,
+    plan: RunPlan,
+    json: bool,
+    grace: Duration,
+) -> ExitCode {
     let spec = &plan.spec;
     let engine = match Engine::start(state, local_actor()).await {
         Ok(engine) => engine,
@@ -204,84 +223,10 @@ async fn run_async(state: &std::path::Path, plan: RunPlan, json: bool) -> ExitCo
     let run_id = created.run_id.clone();
     let step_ids = created.step_ids.clone();
     let execution = engine.execute(Arc::new(plan.clone()), created);
-    drive(&engine, run_id, step_ids, json, execution).await
+    drive(&engine, run_id, step_ids, json, grace, execution).await
 }
 
-/// Runs `execution` to its end with progress and signal handling, then prints the result
-/// and turns the outcome into the documented exit code.
-async fn drive(
-    engine: &Engine,
-    run_id: String,
-    step_ids: Vec<String>,
-    json: bool,
-    execution: impl std::future::Future<Output = Result<RunOutcome, SupervisorError>>,
-) -> ExitCode {
-    let progress =
-        (!json).then(|| tokio::spawn(render::progress(engine.recorder().subscribe(), step_ids)));
-    tokio::pin!(execution);
-    let mut interrupted = false;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut execution => break outcome,
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                eprintln!("interrupted: stopping the attempt (its worktree and record are kept)");
-                engine.cancel();
-            }
-            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } }, if !interrupted => {
-                interrupted = true;
-                eprintln!("terminated: stopping the attempt (its worktree and record are kept)");
-                engine.cancel();
-            }
-        }
-    };
-    if let Some(progress) = progress {
-        progress.abort();
-    }
-    let tree = engine.recorder().store().run_tree(&run_id);
-    let result = match tree {
-        Ok(Some(tree)) => RunResult::from_tree(&tree),
-        Ok(None) => {
-            eprintln!("error: run {run_id} is missing from the store");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-        Err(err) => {
-            eprintln!("error: cannot read run {run_id}: {}", error_chain(&err));
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    if json {
-        match serde_json::to_string_pretty(&result) {
-            Ok(text) => println!("{text}"),
-            Err(err) => eprintln!("error: cannot encode the result: {err}"),
-        }
-    } else {
-        render::result_summary(&result);
-    }
-    match outcome {
-        Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
-            exit(EXIT_INFRASTRUCTURE)
-        }
-        Ok(outcome) if outcome.infrastructure.is_some() => {
-            eprintln!(
-                "error: infrastructure failure: {}",
-                outcome.infrastructure.unwrap_or_default()
-            );
-            exit(EXIT_INFRASTRUCTURE)
-        }
-        Ok(outcome) => match outcome.status {
-            RunStatus::Passed => exit(EXIT_PASSED),
-            RunStatus::AwaitingApproval => exit(EXIT_AWAITING_APPROVAL),
-            RunStatus::Cancelled => exit(EXIT_INTERRUPTED),
-            _ if interrupted => exit(EXIT_INTERRUPTED),
-            _ => exit(EXIT_FAILED),
-        },
-    }
-}
-
-fn resume(state: &std::path::Path, run: &str, json: bool) -> ExitCode {
+fn resume(state: &std::path::Path, run: &str, json: bool, grace: Duration) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(err) => {
@@ -329,46 +274,38 @@ fn resume(state: &std::path::Path, run: &str, json: bool) -> ExitCode {
             };
             Ok(RunOutcome { run_id: run_id.clone(), status, infrastructure: None })
         };
-        drive(&engine, run_id.clone(), step_ids, json, resuming).await
+        drive(&engine, run_id.clone(), step_ids, json, grace, resuming).await
     })
 }
 
 fn store_verify(state: &std::path::Path, json: bool) -> ExitCode {
-    let store = match open_store(state) {
-        Ok(store) => store,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    match store.verify() {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                println!("{report}");
-            }
-            exit(if report.ok { EXIT_PASSED } else { EXIT_FAILED })
-        }
-        Err(err) => {
-            eprintln!("error: verify failed: {}", error_chain(&err));
-            exit(EXIT_INFRASTRUCTURE)
-        }
-    }
+    store_report(state, json, "verify", codencer_store::Store::verify, |r| {
+        r.ok
+    })
 }
 
+/// Exits 1 when the live projections differed from the events (they are then replaced).
 fn store_rebuild(state: &std::path::Path, json: bool) -> ExitCode {
-    let store = match open_store(state) {
-        Ok(store) => store,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    match store.rebuild() {
+    store_report(
+        state,
+        json,
+        "rebuild",
+        codencer_store::Store::rebuild,
+        |r| r.ok,
+    )
+}
+
+/// Runs a store check and prints its report; exit 0 when `ok`, 1 when not, 4 on failure.
+fn store_report<T: serde::Serialize + std::fmt::Display>(
+    state: &std::path::Path,
+    json: bool,
+    what: &str,
+    check: impl FnOnce(&codencer_store::Store) -> Result<T, codencer_store::StoreError>,
+    ok: impl Fn(&T) -> bool,
+) -> ExitCode {
+    let report = open_store(state)
+        .and_then(|store| check(&store).map_err(|e| format!("{what} failed: {}", error_chain(&e))));
+    match report {
         Ok(report) => {
             if json {
                 println!(
@@ -378,10 +315,14 @@ fn store_rebuild(state: &std::path::Path, json: bool) -> ExitCode {
             } else {
                 println!("{report}");
             }
-            exit(EXIT_PASSED)
+            exit(if ok(&report) {
+                EXIT_PASSED
+            } else {
+                EXIT_FAILED
+            })
         }
         Err(err) => {
-            eprintln!("error: rebuild failed: {}", error_chain(&err));
+            eprintln!("error: {err}");
             exit(EXIT_INFRASTRUCTURE)
         }
     }

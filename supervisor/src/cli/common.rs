@@ -11,6 +11,9 @@ pub const EXIT_AWAITING_APPROVAL: u8 = 3;
 pub const EXIT_INFRASTRUCTURE: u8 = 4;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Seconds a running attempt may go on after SIGINT/SIGTERM (`--grace`).
+pub const DEFAULT_GRACE_SECS: u64 = 10;
+
 pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
 }

@@ -45,6 +45,9 @@ struct Args {
     /// Write the URL the daemon listens on to this file once it does.
     #[arg(long)]
     addr_file: Option<PathBuf>,
+    /// Seconds running attempts may go on after SIGTERM/SIGINT before they are killed.
+    #[arg(long, env = "CODENCER_GRACE", default_value_t = DEFAULT_GRACE_SECS)]
+    grace: u64,
 }
 
 pub fn main() -> ExitCode {
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         allow_remote: args.allow_remote || file.allow_remote.unwrap_or(false),
         public_hosts: file.public_hosts,
         addr_file: args.addr_file,
+        grace: std::time::Duration::from_secs(args.grace),
     };
     init_daemon_tracing(config.log_json);
     if let Err(err) = config.validate() {
@@ -104,7 +108,7 @@ pub fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
                 Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
             }
-            tracing::info!("stopping; unfinished runs resume at the next start");
+            tracing::info!("stopping: no new attempts; running ones get the grace period, then unfinished runs go on at the next start");
             stop.cancel();
         });
         match daemon::serve(config, shutdown).await {

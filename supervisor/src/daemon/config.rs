@@ -26,6 +26,9 @@ pub struct DaemonConfig {
     pub public_hosts: Vec<String>,
     /// Write the bound URL here once listening (for scripts that listen on port 0).
     pub addr_file: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long running attempts may go on before they are killed
+    /// (recorded `interrupted`; their runs go on at the next start).
+    pub grace: std::time::Duration,
 }
 
 /// The file's shape (`$CODENCER_CONFIG/daemon.toml` or `--config`).
@@ -136,6 +139,7 @@ mod tests {
             allow_remote,
             public_hosts: Vec::new(),
             addr_file: None,
+            grace: std::time::Duration::from_secs(10),
         }
     }
 

@@ -129,7 +129,7 @@ impl Runner {
                 driver.again = false;
                 driver.scope.clone()
             };
-            if !scope.is_cancelled() {
+            if !scope.is_cancelled() && !self.engine.stopping() {
                 match self.engine.resume_in(&scope, &run_id).await {
                     Ok(Resumed::Ran(outcome)) => {
                         tracing::info!(run_id = %run_id, status = outcome.status.as_str(), "run went on")
@@ -139,6 +139,10 @@ impl Runner {
                     }
                     Ok(Resumed::Finished(status)) => {
                         tracing::debug!(run_id = %run_id, status = status.as_str(), "nothing to run")
+                    }
+                    Err(err @ crate::SupervisorError::RunBusy { .. }) => {
+                        // Another process drives it; it is theirs to record.
+                        tracing::warn!(run_id = %run_id, cause = %err, "run left alone");
                     }
                     Err(err) => {
                         let reason = error_chain(&err);
@@ -169,6 +173,35 @@ impl Runner {
             }
             drivers.remove(&run_id);
             return;
+        }
+    }
+
+    /// Graceful stop: no new attempt starts; running attempts get `grace` to end, then are
+    /// killed (recorded `interrupted`); runs stay unfinished for the next start.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        self.engine.suspend();
+        let idle = async {
+            while !self.drivers().is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(grace, idle).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "grace period over: killing running attempts"
+            );
+            self.engine.cancel();
+            let idle = async {
+                while !self.drivers().is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            };
+            if tokio::time::timeout(std::time::Duration::from_secs(30), idle)
+                .await
+                .is_err()
+            {
+                tracing::error!("runs still going after the kill; the next start recovers them");
+            }
         }
     }
 

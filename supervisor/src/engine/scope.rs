@@ -73,6 +73,7 @@ impl Engine {
                 recorder: ctx.recorder.as_actor(actor),
                 state_dir: ctx.state_dir.clone(),
                 cancel: cancel_rx,
+                stop: ctx.stop.clone(),
                 policy: ctx.policy.clone(),
                 worker: ctx.worker.clone(),
             }),

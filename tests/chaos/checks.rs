@@ -1,0 +1,185 @@
+//! What must hold after every recovery: the record complete, consistent and verifiable,
+//! and every executor write either on its attempt branch or recorded as lost with a reason.
+
+use std::path::Path;
+use std::process::Command;
+
+use codencer_tests::Sandbox;
+use rusqlite::{Connection, OpenFlags};
+
+/// Files the scripted executor appends numbered lines to.
+pub const FILES: [&str; 2] = ["chaos-a.txt", "chaos-b.txt"];
+
+/// Problems found, by kind.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Executor writes missing from the attempt branch without a recorded reason.
+    pub lost: Vec<String>,
+    /// Writes missing, with `lost-by-kill` and the reason in the attempt's record.
+    pub recorded_lost: u64,
+    /// Anything else wrong with the record, the processes or the mounts.
+    pub inconsistent: Vec<String>,
+}
+
+impl Findings {
+    pub fn absorb(&mut self, other: Findings) {
+        self.lost.extend(other.lost);
+        self.recorded_lost += other.recorded_lost;
+        self.inconsistent.extend(other.inconsistent);
+    }
+}
+
+fn db(sb: &Sandbox) -> Connection {
+    Connection::open_with_flags(
+        sb.state().join("codencer.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the store read-only")
+}
+
+/// The record as a whole: chain and blobs (`store verify`), no attempt left unfinished.
+pub fn record(sb: &Sandbox, when: &str) -> Findings {
+    let mut f = Findings::default();
+    let verify = sb.codencer(&["store", "verify", "--json"]);
+    if verify.code != Some(0) {
+        f.inconsistent
+            .push(format!("{when}: store verify failed: {verify}"));
+    }
+    let conn = db(sb);
+    let unfinished: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE status IN ('starting','running','validating')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    if unfinished != 0 {
+        f.inconsistent
+            .push(format!("{when}: {unfinished} attempt(s) left non-terminal"));
+    }
+    let mut stmt = conn
+        .prepare("SELECT sha256, bytes FROM artifacts")
+        .expect("artifacts");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("query");
+    for row in rows {
+        let (sha, bytes) = row.expect("row");
+        let blob = sb.state().join("blobs/sha256").join(&sha[..2]).join(&sha);
+        match std::fs::metadata(&blob) {
+            Ok(m) if m.len() == bytes as u64 => {}
+            Ok(m) => f.inconsistent.push(format!(
+                "{when}: blob {sha} has {} bytes, recorded {bytes}",
+                m.len()
+            )),
+            Err(_) => f.inconsistent.push(format!("{when}: blob {sha} missing")),
+        }
+    }
+    f
+}
+
+/// Projections rebuilt from the events equal the live ones.
+pub fn projections(sb: &Sandbox, when: &str) -> Findings {
+    let mut f = Findings::default();
+    let out = sb.codencer(&["store", "rebuild", "--json"]);
+    let ok = serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["ok"].as_bool());
+    if ok != Some(true) {
+        f.inconsistent
+            .push(format!("{when}: projections differ from the events: {out}"));
+    }
+    f
+}
+
+/// One finished run: terminal; its killed attempts carry the signal; every write found in
+/// an attempt's worktree is in the attempt's commit (or recorded lost); nothing left running.
+pub fn run(sb: &Sandbox, run_id: &str, markers: &[String]) -> Findings {
+    let mut f = Findings::default();
+    let conn = db(sb);
+    let status: String = conn
+        .query_row("SELECT status FROM runs WHERE id = ?1", [run_id], |r| {
+            r.get(0)
+        })
+        .expect("run row");
+    if !matches!(status.as_str(), "passed" | "failed" | "cancelled") {
+        f.inconsistent
+            .push(format!("run {run_id} ended non-terminal: {status}"));
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT number, status, signal, reason, worktree, commit_sha FROM attempts
+             WHERE run_id = ?1 ORDER BY number",
+        )
+        .expect("attempts");
+    let rows = stmt
+        .query_map([run_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .expect("query");
+    for row in rows {
+        let (number, status, signal, reason, worktree, commit) = row.expect("row");
+        let reason = reason.unwrap_or_default();
+        let at = format!("run {run_id} attempt {number} ({status}: {reason})");
+        if status == "killed" && signal.is_none() && !reason.contains("cancelled") {
+            f.inconsistent
+                .push(format!("{at}: killed without a signal"));
+        }
+        for file in FILES {
+            let path = Path::new(&worktree).join(file);
+            let Ok(found) = std::fs::read(&path) else {
+                continue;
+            };
+            let committed = commit.as_deref().and_then(|c| show(&sb.repo(), c, file));
+            if committed.as_deref() == Some(found.as_slice()) {
+                continue;
+            }
+            if reason.contains("lost-by-kill") {
+                f.recorded_lost += 1;
+            } else {
+                f.lost.push(format!(
+                    "{at}: {file} has {} bytes in the worktree, {} on the branch",
+                    found.len(),
+                    committed.map_or("none".to_string(), |c| c.len().to_string())
+                ));
+            }
+        }
+    }
+    for marker in markers {
+        let left = crate::procs::with_marker(marker);
+        if !left.is_empty() {
+            f.inconsistent
+                .push(format!("run {run_id}: processes left behind: {left:?}"));
+        }
+    }
+    f
+}
+
+/// `git show COMMIT:FILE`, if the commit has the file.
+fn show(repo: &Path, commit: &str, file: &str) -> Option<Vec<u8>> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["show", &format!("{commit}:{file}")])
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// Mounts mentioning `dir` in this (the host's) mount namespace.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_owned)
+        .collect()
+}
