@@ -6,6 +6,5 @@
 mod blobs;
 mod chain;
 mod fixtures;
-mod perf;
 mod projections;
 mod queries;
