@@ -1,6 +1,12 @@
-//! `openclaw`: OpenClaw's local agent, `openclaw agent --local --json`. Not verified here:
-//! the pinned release needs Node >= 24 (see docs/executors.md); the output shape follows
-//! the documented `--json` result (`payloads` and `meta`).
+//! `openclaw`: OpenClaw's isolated headless run, `openclaw agent exec --json`. Checked
+//! against openclaw 2026.9.6 (on Node 24.21, see docs/executors.md) driven against the mock
+//! model server: the fixtures in tests/fixtures/executors/openclaw are its real output.
+//!
+//! `agent exec` (not `agent --local`): it works in `--cwd` (`agent --local` works in the
+//! agent workspace under `~/.openclaw`, continues the main session, and syncs memory with
+//! the vendor), runs on a temporary state directory it removes, reads exactly the config
+//! given with `--config` (it ignores `OPENCLAW_CONFIG_PATH`), and prints one stable JSON
+//! envelope.
 
 use serde_json::{Value, json};
 
@@ -26,7 +32,8 @@ impl Adapter for OpenClaw {
     }
 
     fn install_hint(&self) -> &'static str {
-        "npm install -g openclaw (needs Node >= 24; scripts/install-executors.sh --only openclaw)"
+        "npm install -g openclaw (needs Node >= 24.16; scripts/install-executors.sh --only \
+         openclaw brings its own Node)"
     }
 
     fn config_home_env(&self) -> Option<&'static str> {
@@ -35,16 +42,22 @@ impl Adapter for OpenClaw {
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
         let task = req.config_home.join(TASK_FILE);
-        let argv = vec![
+        let mut argv = vec![
             req.program(self.binary()),
             "agent".to_string(),
-            "--local".to_string(),
+            "exec".to_string(),
             "--message-file".to_string(),
             task.display().to_string(),
             "--json".to_string(),
+            "--cwd".to_string(),
+            req.worktree.display().to_string(),
+            // No deadline of its own (600 s by default): the supervisor's attempt timeout
+            // governs, as for the other executors.
+            "--timeout".to_string(),
+            "0".to_string(),
         ];
         let home = req.home();
-        let mut env = env_pairs(&[("HOME", &home)]);
+        let env = env_pairs(&[("HOME", &home)]);
         let mut files = vec![(task, req.prompt.as_bytes().to_vec())];
         if let Some(base) = req.openai_base() {
             let model = req.model.ok_or_else(|| AdapterError::MissingField {
@@ -62,11 +75,12 @@ impl Adapter for OpenClaw {
                 "agents": { "defaults": { "model": { "primary": format!("{PROVIDER}/{model}") } } },
             });
             let path = req.config_home.join(CONFIG_FILE);
-            env.extend(env_pairs(&[(
-                "OPENCLAW_CONFIG_PATH",
-                &path.display().to_string(),
-            )]));
+            argv.push("--config".to_string());
+            argv.push(path.display().to_string());
             files.push((path, format!("{config}\n").into_bytes()));
+        } else if let Some(model) = req.model {
+            argv.push("--model".to_string());
+            argv.push(model.to_string());
         }
         Ok(Invocation { argv, env, files })
     }
@@ -76,12 +90,15 @@ impl Adapter for OpenClaw {
     }
 }
 
-/// One JSON document: `{"payloads": [{"text": ...}], "meta": {"durationMs", "aborted",
-/// "error"?, "agentMeta": {"sessionId", "usage": {"input", "output"}}}}`.
+/// The `agent exec --json` envelope, one (pretty-printed) JSON document: `{"ok", "status":
+/// "ok"|"error"|"timeout", "final", "payloads": [{"text", "isError"?}], "usage": {"input",
+/// "output", ...}?, "costUsd"?, "toolSummary": {"calls", "tools", "failures"}?, "sessionId",
+/// "error": {"message", "kind"}?}`. It names the tools used but not each call, so
+/// `tool_calls` stays empty.
 fn parse_openclaw(stdout: &[u8]) -> ExecutorReport {
     let mut report = ExecutorReport::unreported();
     let text = String::from_utf8_lossy(stdout);
-    // Tolerate log lines before the document: it starts at the first line opening `{`.
+    // Tolerate stray lines before the document: it starts at the first line opening `{`.
     let start = text
         .lines()
         .scan(0usize, |offset, line| {
@@ -99,39 +116,76 @@ fn parse_openclaw(stdout: &[u8]) -> ExecutorReport {
                 .to_string(),
         );
     };
-    let texts: Vec<&str> = doc
-        .get("payloads")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .collect();
-    if !texts.is_empty() {
-        report.summary = Some(texts.join("\n"));
-    }
-    let agent = doc.pointer("/meta/agentMeta").unwrap_or(&Value::Null);
-    report.session_id = stream::str_at(agent, "/sessionId").map(str::to_string);
-    report.usage = stream::usage(
-        stream::u64_at(agent, "/usage/input"),
-        stream::u64_at(agent, "/usage/output"),
-        None,
-    );
-    let error = doc
-        .pointer("/meta/error/message")
-        .or_else(|| doc.pointer("/meta/error"))
-        .and_then(Value::as_str)
+    let Some(status) = stream::str_at(&doc, "/status").map(str::to_string) else {
+        let message = stream::str_at(&doc, "/error/message")
+            .map(|m| format!("openclaw failed: {m}"))
+            .unwrap_or_else(|| {
+                "openclaw output has no `status`: not the `agent exec --json` envelope".to_string()
+            });
+        // The CLI's own error envelope (`{"ok": false, "error": {"type": "cli_error"}}`).
+        if doc.get("ok").and_then(Value::as_bool) == Some(false) {
+            report.outcome = Outcome::Failure;
+            report.error = Some(message);
+            return report;
+        }
+        return stream::executor_error(report, message);
+    };
+    let final_text = stream::str_at(&doc, "/final").filter(|t| !t.trim().is_empty());
+    report.summary = match final_text {
+        Some(t) => Some(t.to_string()),
+        None => {
+            let texts: Vec<&str> = doc
+                .get("payloads")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.get("isError").and_then(Value::as_bool) != Some(true))
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .filter(|t| !t.trim().is_empty())
+                .collect();
+            (!texts.is_empty()).then(|| texts.join("\n"))
+        }
+    };
+    report.session_id = stream::str_at(&doc, "/sessionId")
+        .filter(|s| !s.is_empty())
         .map(str::to_string);
-    let aborted = doc.pointer("/meta/aborted").and_then(Value::as_bool) == Some(true);
-    report.outcome = match &error {
-        Some(message) if stream::looks_like_api_error(message) => Outcome::ApiError,
-        Some(_) => Outcome::Failure,
-        None if aborted => Outcome::Failure,
-        None => Outcome::Success,
+    report.usage = stream::usage(
+        stream::u64_at(&doc, "/usage/input"),
+        stream::u64_at(&doc, "/usage/output"),
+        doc.get("costUsd").and_then(Value::as_f64),
+    );
+    let message = stream::str_at(&doc, "/error/message").map(str::to_string);
+    let kind = stream::str_at(&doc, "/error/kind").unwrap_or("");
+    report.outcome = match status.as_str() {
+        "ok" if doc.get("ok").and_then(Value::as_bool) != Some(false) => Outcome::Success,
+        "error" if is_api_error(kind, message.as_deref().unwrap_or("")) => Outcome::ApiError,
+        "error" | "timeout" | "ok" => Outcome::Failure,
+        other => {
+            return stream::executor_error(
+                report,
+                format!("openclaw reported an unknown status `{other}`"),
+            );
+        }
     };
     if report.outcome != Outcome::Success {
-        report.error = Some(error.unwrap_or_else(|| "openclaw run aborted".to_string()));
+        let message = message.unwrap_or_else(|| format!("openclaw run ended with `{status}`"));
+        report.error = Some(if kind.is_empty() {
+            message
+        } else {
+            format!("{message} ({kind})")
+        });
     }
     report
+}
+
+/// Model API failures: OpenClaw words them "LLM request failed...", and a run whose every
+/// model candidate failed is `fallback_exhausted`. The provider's own message is not
+/// relayed (a scripted HTTP 400 becomes "provider rejected the request schema or tool
+/// payload").
+fn is_api_error(kind: &str, message: &str) -> bool {
+    kind == "fallback_exhausted"
+        || message.starts_with("LLM request failed")
+        || stream::looks_like_api_error(message)
 }
 
 #[cfg(test)]
@@ -154,18 +208,18 @@ mod tests {
                 argv: vec![
                     "/opt/bin/exe".into(),
                     "agent".into(),
-                    "--local".into(),
+                    "exec".into(),
                     "--message-file".into(),
                     "/home/codencer/task.md".into(),
                     "--json".into(),
+                    "--cwd".into(),
+                    "/wt".into(),
+                    "--timeout".into(),
+                    "0".into(),
+                    "--config".into(),
+                    "/home/codencer/openclaw.json".into(),
                 ],
-                env: vec![
-                    ("HOME".into(), "/home/codencer".into()),
-                    (
-                        "OPENCLAW_CONFIG_PATH".into(),
-                        "/home/codencer/openclaw.json".into()
-                    ),
-                ],
+                env: vec![("HOME".into(), "/home/codencer".into())],
                 files: vec![
                     (
                         PathBuf::from("/home/codencer/task.md"),
@@ -178,5 +232,36 @@ mod tests {
                 ],
             }
         );
+    }
+
+    #[test]
+    fn without_a_model_server_no_config_is_written() {
+        let req = InvocationRequest {
+            model_base_url: None,
+            ..sample_request()
+        };
+        let inv = OpenClaw.invocation(&req).unwrap();
+        assert_eq!(&inv.argv[inv.argv.len() - 2..], ["--model", "mock-model"]);
+        assert!(!inv.argv.iter().any(|a| a == "--config"));
+        assert_eq!(inv.files.len(), 1);
+        let req = InvocationRequest {
+            model: None,
+            ..sample_request()
+        };
+        assert!(matches!(
+            OpenClaw.invocation(&req),
+            Err(AdapterError::MissingField { .. })
+        ));
+    }
+
+    #[test]
+    fn cli_error_envelope_is_a_failure() {
+        let report = parse_openclaw(
+            b"{\"ok\": false, \"error\": {\"type\": \"cli_error\", \"message\": \"bad flag\"}}\n",
+        );
+        assert_eq!(report.outcome, Outcome::Failure);
+        assert_eq!(report.error.as_deref(), Some("openclaw failed: bad flag"));
+        let report = parse_openclaw(b"{\"payloads\": [], \"meta\": {}}\n");
+        assert_eq!(report.outcome, Outcome::ExecutorError);
     }
 }

@@ -68,6 +68,9 @@ const FIXTURES: &[(&str, &str, Outcome)] = &[
     ("aider", "success.txt", Outcome::Success),
     ("aider", "api_error.txt", Outcome::ApiError),
     ("openclaw", "success.json", Outcome::Success),
+    ("openclaw", "tool_failure.json", Outcome::Success),
+    // No turn limit in openclaw: its tool-loop detector stopped the endless script.
+    ("openclaw", "tool_loop.json", Outcome::Failure),
     ("openclaw", "api_error.json", Outcome::ApiError),
     ("antigravity", "success.txt", Outcome::Unreported),
 ];
@@ -270,12 +273,50 @@ fn aider_reports() {
 
 #[test]
 fn openclaw_reports() {
-    let report = parse("openclaw", "success.json");
+    // The `agent exec --json` envelope names the tools used, not each call: no tool_calls.
+    assert_eq!(
+        parse("openclaw", "success.json"),
+        ExecutorReport {
+            outcome: Outcome::Success,
+            summary: Some("Created hello.txt and checked its content.".into()),
+            tool_calls: vec![],
+            files_reported: vec![],
+            usage: usage(390, 72, None),
+            session_id: Some("1b6a5e02-5e10-422f-8e80-4bf60e28d473".into()),
+            error: None,
+        }
+    );
+    // Failed tool calls do not fail the run; the summary admits them.
+    let report = parse("openclaw", "tool_failure.json");
     assert_eq!(
         report.summary.as_deref(),
-        Some("Created hello.txt and checked its content.")
+        Some("The file is missing and the command failed with exit code 3; nothing was changed.")
     );
-    assert_eq!(report.usage, usage(390, 72, None));
+    assert_eq!(report.usage, usage(330, 75, None));
+    let report = parse("openclaw", "tool_loop.json");
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "OpenClaw stopped this run because tool-loop recovery encountered another critical \
+             loop. No blocked tool action was executed. (incomplete_turn)"
+        )
+    );
+    // The error payload ("Agent run failed") is not a summary.
+    assert_eq!(report.summary, None);
+    assert_eq!(report.usage, usage(1980, 220, None));
+    // OpenClaw does not relay the provider's message (the mock's HTTP 400).
+    let report = parse("openclaw", "api_error.json");
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "LLM request failed: provider rejected the request schema or tool payload. (exception)"
+        )
+    );
+    assert_eq!(report.usage, None);
+    assert_eq!(
+        report.session_id.as_deref(),
+        Some("109ed549-1f3b-4ebe-8604-9abdb721b884")
+    );
 }
 
 /// Cutting a stream anywhere inside its final event must give `executor_error`, never a

@@ -4,7 +4,8 @@
 # repo with a throwaway config home. Needs scripts/install-executors.sh (--with-aider) first.
 #
 # usage: tests/mock_model/record-fixtures.sh [executor ...]
-#   executors: claude-code codex gemini qwen opencode aider (default: all)
+#   executors: claude-code codex gemini qwen opencode aider openclaw (default: all but
+#   openclaw, which needs `scripts/install-executors.sh --only openclaw`)
 # The command lines mirror what the adapters build (codencer-adapters), plus the mock's URL.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,6 +41,12 @@ gemini_cmd() { # <maxSessionTurns or -1>
 }
 qwen_cmd='HOME=$H OPENAI_BASE_URL=http://127.0.0.1:$PORT/v1 OPENAI_API_KEY=sk-mock OPENAI_MODEL=mock-model QWEN_CODE_SUPPRESS_YOLO_WARNING=1 qwen -p "Do the task" --output-format stream-json --yolo --auth-type openai'
 opencode_cmd='export OPENCODE_CONFIG_CONTENT="{\"\$schema\":\"https://opencode.ai/config.json\",\"autoupdate\":false,\"share\":\"disabled\",\"provider\":{\"codencer\":{\"npm\":\"@ai-sdk/openai-compatible\",\"name\":\"codencer\",\"options\":{\"baseURL\":\"http://127.0.0.1:$PORT/v1\",\"apiKey\":\"{env:CODENCER_MODEL_API_KEY}\"},\"models\":{\"mock-model\":{\"name\":\"mock-model\"}}}},\"model\":\"codencer/mock-model\"}"; HOME=$H XDG_CONFIG_HOME=$H/.config XDG_DATA_HOME=$H/.local/share XDG_CACHE_HOME=$H/.cache XDG_STATE_HOME=$H/.local/state OPENCODE_CONFIG_DIR=$H/opencode OPENCODE_DISABLE_CLAUDE_CODE=1 OPENCODE_DISABLE_AUTOUPDATE=1 OPENCODE_DISABLE_MODELS_FETCH=1 CODENCER_MODEL_API_KEY=sk-mock opencode run --format json --auto "Do the task"'
+# openclaw has no turn limit: its tool-loop detector (off by default) stops the endless
+# max_turns scenario instead (tool_loop.json).
+OPENCLAW_LOOP_LIMIT=',\"tools\":{\"loopDetection\":{\"enabled\":true}}'
+openclaw_cmd() { # [extra config JSON members, escaped for the printf below]
+  echo 'printf "{\"models\":{\"providers\":{\"codencer\":{\"baseUrl\":\"http://127.0.0.1:$PORT/v1\",\"apiKey\":\"\${OPENAI_API_KEY}\",\"api\":\"openai-completions\",\"models\":[{\"id\":\"mock-model\",\"name\":\"mock-model\"}]}}},\"agents\":{\"defaults\":{\"model\":{\"primary\":\"codencer/mock-model\"}}}'"${1:-}"'}\n" > $H/openclaw.json; printf "Do the task.\n" > $H/task.md; HOME=$H OPENAI_API_KEY=sk-mock openclaw agent exec --message-file $H/task.md --json --config $H/openclaw.json --cwd $W --timeout 0'
+}
 aider_cmd='printf "Do the task.\n" > $H/task.md; HOME=$H OPENAI_API_BASE=http://127.0.0.1:$PORT/v1 OPENAI_API_KEY=sk-mock aider --message-file $H/task.md --yes-always --no-pretty --no-stream --no-check-update --analytics-disable --model openai/mock-model --no-show-model-warnings --edit-format whole'
 
 want=("$@")
@@ -69,6 +76,12 @@ for exe in "${want[@]}"; do
       record opencode success success "$opencode_cmd"
       record opencode tool_failure tool_failure "$opencode_cmd"
       record opencode api_error api_error "$opencode_cmd" ;;
+    openclaw) # one JSON document (pretty-printed): .json fixtures; mirrors the adapter's
+              # `agent exec` call (`--cwd`, `--config`, `--timeout 0`)
+      record openclaw success success "$(openclaw_cmd)" json
+      record openclaw tool_failure tool_failure "$(openclaw_cmd)" json
+      record openclaw tool_loop max_turns "$(openclaw_cmd "$OPENCLAW_LOOP_LIMIT")" json
+      record openclaw api_error api_error "$(openclaw_cmd)" json ;;
     aider) # text output: .txt fixtures
       record aider success aider_success "$aider_cmd" txt
       record aider api_error api_error "$aider_cmd" txt ;;
