@@ -41,6 +41,44 @@ impl RunStatus {
     }
 }
 
+/// A status name that is not one of its enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}`: use {expected}")]
+pub struct UnknownStatus {
+    what: &'static str,
+    given: String,
+    expected: &'static str,
+}
+
+/// Parses a snake_case status name the way serde spells it.
+fn parse_status<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    what: &'static str,
+    expected: &'static str,
+) -> Result<T, UnknownStatus> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| UnknownStatus {
+        what,
+        given: text.to_string(),
+        expected,
+    })
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_status(text, "status", "pending, running, awaiting_approval, passed, failed or cancelled")
+    }
+}
+
+impl std::str::FromStr for GateStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_status(text, "gate status", "pending, passed, failed, approved or rejected")
+    }
+}
+
 /// Status of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -589,4 +627,19 @@ pub struct RunFilter {
     /// Return runs created before this id (ULIDs sort by time); for paging.
     pub before: Option<String>,
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_by_their_serde_names() {
+        assert_eq!("awaiting_approval".parse::<RunStatus>(), Ok(RunStatus::AwaitingApproval));
+        assert_eq!("rejected".parse::<GateStatus>(), Ok(GateStatus::Rejected));
+        let err = "done".parse::<RunStatus>().unwrap_err().to_string();
+        assert_eq!(err, "unknown status `done`: use pending, running, awaiting_approval, passed, failed or cancelled");
+        let err = "Approved".parse::<GateStatus>().unwrap_err().to_string();
+        assert_eq!(err, "unknown gate status `Approved`: use pending, passed, failed, approved or rejected");
+    }
 }

@@ -224,7 +224,7 @@ pub(super) enum AuditCommand {
 
 pub fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    init_tracing(false);
+    init_tracing(false, "warn");
     if cli.state_dir.is_none() {
         super::ctl_remote::fill_from_config(&mut cli);
         if let Some(url) = cli.url.clone() {
@@ -280,9 +280,7 @@ pub fn main() -> ExitCode {
 const NEEDS_DAEMON: &str = "this command needs the daemon: set CODENCER_URL (or --url) and CODENCER_TOKEN, and drop --state-dir";
 
 pub(super) fn parse_status(text: &str) -> Result<RunStatus, String> {
-    serde_json::from_value(json!(text)).map_err(|_| {
-        format!("unknown status `{text}`: use pending, running, awaiting_approval, passed, failed or cancelled")
-    })
+    text.parse().map_err(|e: codencer_store::UnknownStatus| e.to_string())
 }
 
 fn runs(store: &Store, command: RunsCommand) -> Result<u8, CtlError> {

@@ -2,7 +2,6 @@
 //! `gate.decided` event whose actor is the local user; `codencer resume` acts on it.
 
 use codencer_store::{EventBody, GateStatus, NewEvent, Store};
-use serde_json::json;
 
 use super::common::*;
 use super::ctl_error::{CtlError, store_error};
@@ -43,13 +42,7 @@ fn list(
         .map(|r| store.resolve_run_id(&r).map_err(store_error))
         .transpose()?;
     let status = status
-        .map(|s| {
-            serde_json::from_value::<GateStatus>(json!(s)).map_err(|_| {
-                format!(
-                    "unknown gate status `{s}`: use pending, passed, failed, approved or rejected"
-                )
-            })
-        })
+        .map(|s| s.parse::<GateStatus>().map_err(|e| e.to_string()))
         .transpose()?;
     let gates = store
         .gates(run_id.as_deref(), status)
