@@ -123,7 +123,7 @@ enum StoreCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(false);
+    init_tracing(false, "warn");
     let state = state_dir(cli.state_dir);
     match cli.command {
         Command::Run { spec, json, grace } => run(&state, &spec, json, secs(grace)),
@@ -180,14 +180,7 @@ fn run(
             return exit(EXIT_INVALID);
         }
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    rt.block_on(run_async(state, plan, json, grace))
+    block_on(run_async(state, plan, json, grace))
 }
 
 async fn run_async(
@@ -227,14 +220,7 @@ async fn run_async(
 }
 
 fn resume(state: &std::path::Path, run: &str, json: bool, grace: Duration) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    rt.block_on(async {
+    block_on(async {
         if !state.join("codencer.db").exists() {
             eprintln!("error: no Codencer state at {} (pass --state-dir or set CODENCER_HOME)", state.display());
             return exit(EXIT_INVALID);
@@ -329,18 +315,13 @@ fn store_report<T: serde::Serialize + std::fmt::Display>(
 }
 
 fn mcp_stdio(url: &str, token: &str) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
+    block_on(async {
+        match crate::mcp::serve_stdio(url, token).await {
+            Ok(()) => exit(EXIT_PASSED),
+            Err(err) => {
+                eprintln!("error: {}", error_chain(&err));
+                exit(EXIT_INFRASTRUCTURE)
+            }
         }
-    };
-    match rt.block_on(crate::mcp::serve_stdio(url, token)) {
-        Ok(()) => exit(EXIT_PASSED),
-        Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
-            exit(EXIT_INFRASTRUCTURE)
-        }
-    }
+    })
 }

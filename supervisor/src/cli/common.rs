@@ -64,12 +64,15 @@ fn user_name() -> String {
         .unwrap_or_else(|| format!("uid-{uid}"))
 }
 
-/// Logging to stderr, filtered by `CODENCER_LOG` (default: warnings).
-pub fn init_tracing(json: bool) {
+/// Logging to stderr, filtered by `CODENCER_LOG` (default: `default_level`), coloured only
+/// on a terminal.
+pub fn init_tracing(json: bool, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CODENCER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -96,6 +99,17 @@ pub fn open_store(dir: &std::path::Path) -> Result<codencer_store::Store, String
 }
 
 pub use crate::text::error_chain;
+
+/// Runs `work` on a fresh runtime; a runtime that cannot start is an infrastructure error.
+pub fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match runtime() {
+        Ok(rt) => rt.block_on(work),
+        Err(err) => {
+            eprintln!("error: {err}");
+            exit(EXIT_INFRASTRUCTURE)
+        }
+    }
+}
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()

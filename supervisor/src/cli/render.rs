@@ -233,32 +233,26 @@ pub fn gc(state: &std::path::Path, branches: bool, json: bool) -> ExitCode {
             return exit(EXIT_INFRASTRUCTURE);
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    let report = rt.block_on(crate::engine::gc(&store, state, branches));
-    match report {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "removed {} worktree(s), {} branch(es), kept {} unfinished run(s)",
-                    report.worktrees_removed, report.branches_deleted, report.runs_kept
-                );
+    block_on(async {
+        match crate::engine::gc(&store, state, branches).await {
+            Ok(report) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    println!(
+                        "removed {} worktree(s), {} branch(es), kept {} unfinished run(s)",
+                        report.worktrees_removed, report.branches_deleted, report.runs_kept
+                    );
+                }
+                exit(EXIT_PASSED)
             }
-            exit(EXIT_PASSED)
+            Err(err) => {
+                eprintln!("error: gc failed: {}", error_chain(&err));
+                exit(EXIT_INFRASTRUCTURE)
+            }
         }
-        Err(err) => {
-            eprintln!("error: gc failed: {}", error_chain(&err));
-            exit(EXIT_INFRASTRUCTURE)
-        }
-    }
+    })
 }
