@@ -83,7 +83,7 @@ async fn run_step(s: &StepArgs) -> StepFinished {
             let reason = format!("infrastructure error: {err}");
             tracing::error!(cause = %err, "step failed on infrastructure");
             let ids = Ids::step(&s.run_id, &s.step_id);
-            let attempts = attempts_so_far(s);
+            let attempts = recorded(s).map_or(0, |r| r.attempts);
             // Best effort: when the store itself failed, these appends fail too, the run
             // reports the infrastructure error without them, and the next start closes
             // the attempt `interrupted`.
@@ -154,41 +154,41 @@ fn record_result(s: &StepArgs) -> Result<(), crate::supervisor_error::Supervisor
     Ok(())
 }
 
-/// The commit of the step's last recorded attempt, when it passed without an approval gate
-/// left open (a step resumed after the supervisor died between the two events).
-fn passed_before(s: &StepArgs) -> Option<String> {
-    let tree = s.ctx.recorder.store().run_tree(&s.run_id).ok().flatten()?;
-    let step = tree.steps.into_iter().find(|st| st.step.id == s.step_id)?;
-    let last = step.attempts.last()?;
-    let gated = last.gates.iter().any(|g| g.name == "approval");
-    (last.attempt.status == AttemptStatus::Passed && !gated).then(|| {
-        last.attempt
-            .commit
-            .clone()
-            .unwrap_or_else(|| s.base_commit.clone())
+/// What the record already says about this step: a restarted StepActor resumes from it.
+struct Recorded {
+    /// Attempts already made (numbering continues after them).
+    attempts: u32,
+    /// `step.started` is already recorded.
+    started: bool,
+    /// The commit of the last attempt when it passed without an approval gate left open
+    /// (the supervisor died between the attempt's end and the step's).
+    passed: Option<String>,
+}
+
+fn recorded(s: &StepArgs) -> Result<Recorded, crate::supervisor_error::SupervisorError> {
+    let step = s
+        .ctx
+        .recorder
+        .store()
+        .run_tree(&s.run_id)?
+        .and_then(|tree| tree.steps.into_iter().find(|st| st.step.id == s.step_id));
+    let Some(step) = step else {
+        return Ok(Recorded { attempts: 0, started: false, passed: None });
+    };
+    let passed = step.attempts.last().and_then(|last| {
+        let gated = last.gates.iter().any(|g| g.name == "approval");
+        (last.attempt.status == AttemptStatus::Passed && !gated).then(|| {
+            last.attempt
+                .commit
+                .clone()
+                .unwrap_or_else(|| s.base_commit.clone())
+        })
+    });
+    Ok(Recorded {
+        attempts: step.attempts.len() as u32,
+        started: step.step.status != RunStatus::Pending,
+        passed,
     })
-}
-
-fn started_before(s: &StepArgs) -> bool {
-    s.ctx
-        .recorder
-        .store()
-        .run_tree(&s.run_id)
-        .ok()
-        .flatten()
-        .and_then(|tree| tree.steps.into_iter().find(|st| st.step.id == s.step_id))
-        .is_some_and(|st| st.step.status != RunStatus::Pending)
-}
-
-fn attempts_so_far(s: &StepArgs) -> u32 {
-    s.ctx
-        .recorder
-        .store()
-        .run_tree(&s.run_id)
-        .ok()
-        .flatten()
-        .and_then(|tree| tree.steps.into_iter().find(|st| st.step.id == s.step_id))
-        .map_or(0, |st| st.attempts.len() as u32)
 }
 
 async fn try_run_step(
@@ -196,10 +196,11 @@ async fn try_run_step(
 ) -> Result<StepFinished, crate::supervisor_error::SupervisorError> {
     let ids = Ids::step(&s.run_id, &s.step_id);
     let rec = &s.ctx.recorder;
+    let recorded = recorded(s)?;
     // A restarted step continues numbering after the attempts already recorded.
-    let done = attempts_so_far(s);
+    let done = recorded.attempts;
     // A StepActor restarted before its first attempt already recorded the step's start.
-    if done == 0 && !started_before(s) {
+    if done == 0 && !recorded.started {
         rec.append(
             &ids,
             EventBody::StepStarted {
@@ -236,7 +237,7 @@ async fn try_run_step(
             suspended: false,
         })
     };
-    if let Some(head) = passed_before(s) {
+    if let Some(head) = recorded.passed {
         // The supervisor died after the attempt passed but before the step's end.
         return finish(RunStatus::Passed, Some(head), done, None);
     }

@@ -9,6 +9,7 @@ use super::{AttemptPlan, Workspace};
 use crate::context::Context;
 use crate::launch::{self, Ending, ProcessRequest};
 use crate::record::Ids;
+use crate::spec::ValidatorSpec;
 use crate::supervisor_error::SupervisorError;
 
 pub(super) struct ValidationOutcome {
@@ -30,16 +31,7 @@ pub(super) async fn run_all(
     for (i, v) in plan.step.spec.validators.iter().enumerate() {
         if cancelled || *ctx.cancel.borrow() {
             cancelled = true;
-            record(
-                ctx,
-                &ws.ids,
-                &v.name,
-                &v.run,
-                ValidationStatus::Skipped,
-                None,
-                0,
-                None,
-            )?;
+            skip(ctx, &ws.ids, v)?;
             continue;
         }
         let output = ws.scratch.join(format!("validator-{}.out", i + 1));
@@ -136,18 +128,13 @@ pub(super) fn skip_all(
     plan: &AttemptPlan<'_>,
 ) -> Result<(), SupervisorError> {
     for v in &plan.step.spec.validators {
-        record(
-            ctx,
-            ids,
-            &v.name,
-            &v.run,
-            ValidationStatus::Skipped,
-            None,
-            0,
-            None,
-        )?;
+        skip(ctx, ids, v)?;
     }
     Ok(())
+}
+
+fn skip(ctx: &Context, ids: &Ids, v: &ValidatorSpec) -> Result<(), SupervisorError> {
+    record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)
 }
 
 #[allow(clippy::too_many_arguments)]
