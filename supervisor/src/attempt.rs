@@ -229,25 +229,34 @@ pub(crate) async fn run_attempt(
     network::finish(ctx, &ids, egress).await?;
 
     let mut approval: Option<String> = None;
-    let gate_verdict = ctx
-        .policy_check(PolicyCheck::Gates {
-            ids: ids.clone(),
-            policy,
-            changes,
-            validations,
-        })
-        .await?;
-    let (gate_status, gate_reason) = match (&status, &gate_verdict) {
-        (Some(s), _) => (
-            GateStatus::Failed,
-            format!("attempt ended {} before the gates", s.as_str()),
+    // An attempt that already ended is not put to the gates: their decisions would only
+    // contradict its end in the record.
+    let gate_verdict = match status {
+        Some(_) => None,
+        None => Some(
+            ctx.policy_check(PolicyCheck::Gates {
+                ids: ids.clone(),
+                policy,
+                changes,
+                validations,
+            })
+            .await?,
         ),
-        (None, PolicyVerdict::Admit) => (GateStatus::Passed, "every gate passed".to_string()),
-        (None, PolicyVerdict::Deny(why)) => (GateStatus::Failed, why.clone()),
-        (None, PolicyVerdict::NeedsApproval(_)) if !failed_validations.is_empty() => {
+    };
+    let (gate_status, gate_reason) = match &gate_verdict {
+        None => (
+            GateStatus::Failed,
+            format!(
+                "attempt ended {} before the gates",
+                status.map_or("failed", AttemptStatus::as_str)
+            ),
+        ),
+        Some(PolicyVerdict::Admit) => (GateStatus::Passed, "every gate passed".to_string()),
+        Some(PolicyVerdict::Deny(why)) => (GateStatus::Failed, why.clone()),
+        Some(PolicyVerdict::NeedsApproval(_)) if !failed_validations.is_empty() => {
             (GateStatus::Failed, "validation failed".to_string())
         }
-        (None, PolicyVerdict::NeedsApproval(why)) => {
+        Some(PolicyVerdict::NeedsApproval(why)) => {
             approval = Some(why.clone());
             (
                 GateStatus::Passed,

@@ -134,6 +134,17 @@ fn executor_failure_skips_validators_and_keeps_output() {
         tree.stdout.contains("executor exited with code 3"),
         "{tree}"
     );
+    // An attempt that ended before the gates is not put to them: no gates decision that
+    // could contradict its end.
+    let audit = sb.ctl(&["audit", "export", "--jsonl"]).stdout;
+    let stages: Vec<String> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "policy.decided")
+        .map(|e| e["result"]["stage"].as_str().unwrap().to_string())
+        .collect();
+    assert!(stages.contains(&"admission".to_string()), "{stages:?}");
+    assert!(!stages.contains(&"gates".to_string()), "{stages:?}");
 }
 
 #[test]
