@@ -121,7 +121,7 @@ pub(crate) struct Log {
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
-/// More than this many log entries are counted, not kept.
+/// More than this many log entries are not kept.
 const MAX_ENTRIES: usize = 100_000;
 
 impl Log {
@@ -133,15 +133,23 @@ impl Log {
         }
     }
 
-    /// A new entry; `counters` are read when the log is taken. Returns its index.
+    /// A new entry; `counters` are read when the log is taken. Returns its index (past
+    /// the end, so [`Log::finish`] ignores it, when the log is full).
     pub(crate) fn push(&self, mut conn: Connection, counters: Option<Arc<Counters>>) -> usize {
         conn.started_ms = self.started.elapsed().as_millis() as u64;
         // A std mutex: nothing awaits under it.
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() < MAX_ENTRIES {
+        let index = entries.len();
+        if index < MAX_ENTRIES {
             entries.push((conn, counters));
         }
-        entries.len() - 1
+        index
+    }
+
+    /// An entry that ended as it was made (denied or failed).
+    pub(crate) fn record(&self, conn: Connection) {
+        let index = self.push(conn, None);
+        self.finish(index);
     }
 
     /// Marks entry `index` as ended.

@@ -185,6 +185,8 @@ fn git_hooks_and_config_not_writable() {
 #[test]
 fn other_worktree_branch_ref_is_the_only_shared_state() {
     let fx = Fixture::new();
+    // It exists outside, so not seeing it inside is the sandbox's doing.
+    assert!(fx.path("repo/.git/worktrees/other-wt").is_dir());
     fx.run(&format!(
         "ls {}/worktrees/other-wt && echo OTHER-ADMIN; true",
         fx.path("repo/.git").display()
@@ -201,6 +203,7 @@ fn create_device_node() {
         .expect(&["DENIED", "4"])
         .never("MKNOD-OK");
     assert!(!fx.path("wt/nod").exists());
+    assert!(!fx.path("wt/nod2").exists());
 }
 
 #[test]

@@ -59,34 +59,24 @@ fn relay(inside: TcpStream, target: &Path) -> io::Result<()> {
     let outside = UnixStream::connect(target)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut open = [true, true];
+    let interest = |open: bool| {
+        if open {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        }
+    };
     while open[0] || open[1] {
         let mut fds = [
-            PollFd::new(
-                inside.as_fd(),
-                if open[0] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
-            PollFd::new(
-                outside.as_fd(),
-                if open[1] {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ),
+            PollFd::new(inside.as_fd(), interest(open[0])),
+            PollFd::new(outside.as_fd(), interest(open[1])),
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
             Ok(_) => {}
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+        let ready = fds.map(|f| f.revents().is_some_and(|r| !r.is_empty()));
         if ready[0] && open[0] {
             let shut = || drop(outside.shutdown(Shutdown::Write));
             open[0] = copy(&inside, &outside, shut, &mut buf)?;

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use codencer_sandbox::confine::fs::{Plan, View, host_view};
-use codencer_sandbox::confine::limits::Cgroup;
+use codencer_sandbox::confine::limits::{self, Cgroup};
 use codencer_sandbox::confine::{layer, lock, privs, seccomp, userns};
 use codencer_sandbox::{
     Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, LayerReport, LimitMechanism,
@@ -17,7 +17,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::exec::{self, Prepared};
 use crate::outer::handled_signals;
-use crate::proto::{chain, refused, send};
+use crate::proto::{chain, fail, refused, send};
 
 /// Everything PID 1 inherits from the worker.
 #[derive(Debug)]
@@ -58,7 +58,6 @@ pub fn run(mut init: Init) -> ! {
 
 fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String> {
     let spec = &init.exec.sandbox;
-    let fail = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", chain(e));
     report.layers = std::mem::take(&mut init.layers);
     let view = if init.userns {
         userns::unshare_mount().map_err(|e| fail("namespaces", &e))?;
@@ -93,12 +92,8 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
         prctl::set_no_new_privs().map_err(|e| fail("no_new_privs", &e))?;
         let _ = prctl::set_dumpable(false);
     }
-    report.limits = codencer_sandbox::confine::limits::apply_rlimits(
-        &spec.limits,
-        &init.cgroup,
-        init.outside_root,
-    )
-    .map_err(|e| fail("limits", &e))?;
+    report.limits = limits::apply_rlimits(&spec.limits, &init.cgroup, init.outside_root)
+        .map_err(|e| fail("limits", &e))?;
     let program = seccomp::build().map_err(|e| fail("seccomp", &e))?;
     let privileges = privs::drop_remaining_caps().map_err(|e| fail("capabilities", &e))?;
     report.layers.push(restrict(&view, spec, init.userns));

@@ -20,7 +20,7 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use crate::bridge::Bridge;
 use crate::init::{self, Init};
-use crate::proto::{chain, refused, report_fd, send};
+use crate::proto::{chain, fail, refused, report_fd, send};
 
 /// Signals the worker and PID 1 handle synchronously (blocked, read via signalfd/sigwait).
 pub fn handled_signals() -> SigSet {
@@ -38,14 +38,7 @@ pub fn handled_signals() -> SigSet {
 }
 
 pub fn run() -> ExitCode {
-    let exec = match read_spec() {
-        Ok(exec) => exec,
-        Err(err) => {
-            send(report_fd(), &refused(err, None));
-            return ExitCode::from(125);
-        }
-    };
-    match start(exec) {
+    match read_spec().and_then(start) {
         Ok(code) => code,
         Err(err) => {
             send(report_fd(), &refused(err, None));
@@ -86,7 +79,6 @@ fn read_spec() -> Result<ExecSpec, String> {
 }
 
 fn start(exec: ExecSpec) -> Result<ExitCode, String> {
-    let fail = |what: &str, e: &dyn std::error::Error| format!("{what}: {}", chain(e));
     // Anything the supervisor leaked stays outside.
     privs::close_fds_from(4).map_err(|e| fail("closing inherited fds", &e))?;
     fcntl(report_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
@@ -248,8 +240,6 @@ fn supervise(
         };
         let status_ready = status_open && ready(&fds[0]);
         let first_bridge = fds.len() - bridges.len();
-        let bridges_ready: Vec<bool> = fds[first_bridge..].iter().map(ready).collect();
-        drop(fds);
         if status_ready {
             let mut chunk = [0u8; 8192];
             match nix::unistd::read(&status, &mut chunk) {
@@ -264,8 +254,8 @@ fn supervise(
                 }
             }
         }
-        for (bridge, ready) in bridges.iter().zip(bridges_ready) {
-            if ready {
+        for (bridge, fd) in bridges.iter().zip(&fds[first_bridge..]) {
+            if ready(fd) {
                 bridge.accept();
             }
         }

@@ -43,6 +43,11 @@ pub fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// `what: cause: cause...`, for setup errors.
+pub fn fail(what: &str, err: &dyn std::error::Error) -> String {
+    format!("{what}: {}", chain(err))
+}
+
 /// Sends `pidfd` (the sandbox's PID 1) to the supervisor with one marker byte.
 pub fn send_pidfd(fd: BorrowedFd<'_>, pidfd: &std::os::fd::OwnedFd) {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};

@@ -27,11 +27,7 @@ pub(super) async fn relay(mut inside: UnixStream, addr: SocketAddr, log: Arc<Log
     let target = match TcpStream::connect(addr).await {
         Ok(target) => target,
         Err(err) => {
-            let index = log.push(
-                entry(Verdict::Failed, format!("forward {addr}: {err}")),
-                None,
-            );
-            log.finish(index);
+            log.record(entry(Verdict::Failed, format!("forward {addr}: {err}")));
             return;
         }
     };

@@ -93,11 +93,12 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         Ok(allowed) => allowed,
         Err(refused) => {
             let message = format!("codencer proxy: {host}:{port} denied: {}", refused.reason);
-            let index = state.log.push(
-                entry(refused.canonical, None, Verdict::Denied, refused.reason),
+            state.log.record(entry(
+                refused.canonical,
                 None,
-            );
-            state.log.finish(index);
+                Verdict::Denied,
+                refused.reason,
+            ));
             return text(StatusCode::FORBIDDEN, &message);
         }
     };
@@ -108,16 +109,12 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 "{} (allowed by {}); connect failed: {err}",
                 allowed.canonical, allowed.rule
             );
-            let index = state.log.push(
-                entry(
-                    Some(allowed.canonical),
-                    None,
-                    Verdict::Failed,
-                    reason.clone(),
-                ),
+            state.log.record(entry(
+                Some(allowed.canonical),
                 None,
-            );
-            state.log.finish(index);
+                Verdict::Failed,
+                reason.clone(),
+            ));
             return text(
                 StatusCode::BAD_GATEWAY,
                 &format!("codencer proxy: {reason}"),
@@ -249,16 +246,19 @@ async fn forward(
     port: u16,
     index: usize,
 ) -> Response<Body> {
-    let (sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
-        Ok(pair) => pair,
-        Err(err) => return text(StatusCode::BAD_GATEWAY, &format!("codencer proxy: {err}")),
-    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(upstream)).await {
+            Ok(pair) => pair,
+            Err(err) => {
+                state.log.finish(index);
+                return text(StatusCode::BAD_GATEWAY, &format!("codencer proxy: {err}"));
+            }
+        };
     let log = state.log.clone();
     state.log.track(tokio::spawn(async move {
         let _ = conn.await;
         log.finish(index);
     }));
-    let mut sender = sender;
     let (mut parts, body) = req.into_parts();
     parts.uri = parts
         .uri
