@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use codencer_adapters::ExecutorReport;
 use codencer_policy::{ChangeSummary, ValidationSummary};
-use codencer_store::{ArtifactKind, AttemptStatus, EventBody, GateStatus, ProcessExit, Usage};
+use codencer_store::{AttemptStatus, EventBody, GateStatus, ProcessExit, Usage};
 
 use crate::actors::policy::{PolicyCheck, PolicyVerdict};
 use crate::context::Context;
@@ -185,9 +185,7 @@ pub(crate) async fn run_attempt(
             return Err(SupervisorError::Infrastructure(reason));
         }
     };
-    rec.artifact(&ids, ArtifactKind::Diff, None, &capture.diff)?;
-    let files_json = serde_json::to_vec(&capture.files).unwrap_or_default();
-    rec.artifact(&ids, ArtifactKind::ChangedFiles, None, &files_json)?;
+    rec.capture_artifacts(&ids, &capture)?;
     let changes = ChangeSummary {
         files: capture.files.clone(),
         insertions: capture.insertions,

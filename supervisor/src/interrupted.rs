@@ -56,9 +56,7 @@ pub(crate) async fn close(
         )
     };
     if let Some(capture) = &capture {
-        rec.artifact(&ids, ArtifactKind::Diff, None, &capture.diff)?;
-        let files = serde_json::to_vec(&capture.files).unwrap_or_default();
-        rec.artifact(&ids, ArtifactKind::ChangedFiles, None, &files)?;
+        rec.capture_artifacts(&ids, capture)?;
     }
     let survivor = if killed {
         "; its worker had survived and was killed"

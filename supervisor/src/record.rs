@@ -117,6 +117,14 @@ impl Recorder {
         self.record_blob(ids, kind, name, blob.sha256, blob.bytes)
     }
 
+    /// Records what an attempt changed: its diff and its changed-files list.
+    pub(crate) fn capture_artifacts(&self, ids: &Ids, capture: &crate::git::Capture) -> Result<(), StoreError> {
+        self.artifact(ids, ArtifactKind::Diff, None, &capture.diff)?;
+        let files = serde_json::to_vec(&capture.files).unwrap_or_default();
+        self.artifact(ids, ArtifactKind::ChangedFiles, None, &files)?;
+        Ok(())
+    }
+
     pub fn artifact_file(
         &self,
         ids: &Ids,
