@@ -31,34 +31,29 @@ impl Adapter for Aider {
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
         let task = req.config_home.join(TASK_FILE);
-        let mut argv = vec![
-            req.program(self.binary()),
-            "--message-file".to_string(),
-            task.display().to_string(),
-            "--yes-always".to_string(),
-            "--no-pretty".to_string(),
-            "--no-stream".to_string(),
-            "--no-check-update".to_string(),
-            "--analytics-disable".to_string(),
-            "--no-show-model-warnings".to_string(),
-            "--no-auto-commits".to_string(),
-            "--no-dirty-commits".to_string(),
-            "--no-gitignore".to_string(),
-        ];
+        let mut argv = req.argv(
+            self.binary(),
+            &[
+                "--message-file",
+                &task.display().to_string(),
+                "--yes-always",
+                "--no-pretty",
+                "--no-stream",
+                "--no-check-update",
+                "--analytics-disable",
+                "--no-show-model-warnings",
+                "--no-auto-commits",
+                "--no-dirty-commits",
+                "--no-gitignore",
+            ],
+        );
         let base = req.openai_base();
-        match (req.model, &base) {
-            (Some(model), Some(_)) => {
-                argv.extend(["--model".to_string(), format!("openai/{model}")])
-            }
-            (Some(model), None) => argv.extend(["--model".to_string(), model.to_string()]),
-            (None, Some(_)) => {
-                return Err(AdapterError::MissingField {
-                    executor: "aider".to_string(),
-                    field: "model".to_string(),
-                    fix: "name the model served at the model base URL".to_string(),
-                });
-            }
-            (None, None) => {}
+        let model = match base {
+            Some(_) => Some(format!("openai/{}", req.model_for_base_url("aider")?)),
+            None => req.model.map(str::to_string),
+        };
+        if let Some(model) = model {
+            argv.extend(["--model".to_string(), model]);
         }
         let home = req.home();
         let mut env = env_pairs(&[("HOME", &home)]);
@@ -236,6 +231,32 @@ mod tests {
         assert_eq!(
             tokens_line("120 sent, 30 received."),
             (Some(120), Some(30), None)
+        );
+    }
+
+    #[test]
+    fn model_is_passed_as_is_without_a_base_url() {
+        let req = InvocationRequest {
+            model_base_url: None,
+            ..sample_request()
+        };
+        let inv = Aider.invocation(&req).unwrap();
+        assert_eq!(&inv.argv[inv.argv.len() - 2..], ["--model", "mock-model"]);
+        assert_eq!(
+            inv.env,
+            [("HOME".to_string(), "/home/codencer".to_string())]
+        );
+    }
+
+    #[test]
+    fn base_url_without_model_is_refused() {
+        let req = InvocationRequest {
+            model: None,
+            ..sample_request()
+        };
+        assert_eq!(
+            Aider.invocation(&req).unwrap_err().to_string(),
+            "executor `aider` needs `model`: name the model served at the model base URL"
         );
     }
 }

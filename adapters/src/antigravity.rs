@@ -34,11 +34,7 @@ impl Adapter for Antigravity {
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
         let home = req.home();
         Ok(Invocation {
-            argv: vec![
-                req.program(self.binary()),
-                "-p".to_string(),
-                req.prompt.to_string(),
-            ],
+            argv: req.argv(self.binary(), &["-p", req.prompt]),
             env: env_pairs(&[("HOME", &home)]),
             files: Vec::new(),
         })

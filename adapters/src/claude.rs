@@ -32,18 +32,20 @@ impl Adapter for ClaudeCode {
     }
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
-        let mut argv = vec![
-            req.program(self.binary()),
-            "-p".to_string(),
-            req.prompt.to_string(),
-            "--output-format".to_string(),
-            "stream-json".to_string(),
-            "--verbose".to_string(),
-            "--permission-mode".to_string(),
-            "acceptEdits".to_string(),
-            "--allowedTools".to_string(),
-            ALLOWED_TOOLS.to_string(),
-        ];
+        let mut argv = req.argv(
+            self.binary(),
+            &[
+                "-p",
+                req.prompt,
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--permission-mode",
+                "acceptEdits",
+                "--allowedTools",
+                ALLOWED_TOOLS,
+            ],
+        );
         if let Some(model) = req.model {
             argv.extend(["--model".to_string(), model.to_string()]);
         }

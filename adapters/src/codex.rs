@@ -32,16 +32,18 @@ impl Adapter for Codex {
     }
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
-        let mut argv = vec![
-            req.program(self.binary()),
-            "exec".to_string(),
-            "--json".to_string(),
-            "--sandbox".to_string(),
-            "danger-full-access".to_string(),
-            "--skip-git-repo-check".to_string(),
-            "-C".to_string(),
-            req.worktree.display().to_string(),
-        ];
+        let mut argv = req.argv(
+            self.binary(),
+            &[
+                "exec",
+                "--json",
+                "--sandbox",
+                "danger-full-access",
+                "--skip-git-repo-check",
+                "-C",
+                &req.worktree.display().to_string(),
+            ],
+        );
         if let Some(model) = req.model {
             argv.extend(["-m".to_string(), model.to_string()]);
         }

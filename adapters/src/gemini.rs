@@ -32,15 +32,17 @@ impl Adapter for Gemini {
     }
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
-        let mut argv = vec![
-            req.program(self.binary()),
-            "-p".to_string(),
-            req.prompt.to_string(),
-            "-o".to_string(),
-            "stream-json".to_string(),
-            "--approval-mode".to_string(),
-            "yolo".to_string(),
-        ];
+        let mut argv = req.argv(
+            self.binary(),
+            &[
+                "-p",
+                req.prompt,
+                "-o",
+                "stream-json",
+                "--approval-mode",
+                "yolo",
+            ],
+        );
         if let Some(model) = req.model {
             argv.extend(["-m".to_string(), model.to_string()]);
         }

@@ -42,29 +42,27 @@ impl Adapter for OpenClaw {
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
         let task = req.config_home.join(TASK_FILE);
-        let mut argv = vec![
-            req.program(self.binary()),
-            "agent".to_string(),
-            "exec".to_string(),
-            "--message-file".to_string(),
-            task.display().to_string(),
-            "--json".to_string(),
-            "--cwd".to_string(),
-            req.worktree.display().to_string(),
-            // No deadline of its own (600 s by default): the supervisor's attempt timeout
-            // governs, as for the other executors.
-            "--timeout".to_string(),
-            "0".to_string(),
-        ];
+        let mut argv = req.argv(
+            self.binary(),
+            &[
+                "agent",
+                "exec",
+                "--message-file",
+                &task.display().to_string(),
+                "--json",
+                "--cwd",
+                &req.worktree.display().to_string(),
+                // No deadline of its own (600 s by default): the supervisor's attempt timeout
+                // governs, as for the other executors.
+                "--timeout",
+                "0",
+            ],
+        );
         let home = req.home();
         let env = env_pairs(&[("HOME", &home)]);
         let mut files = vec![(task, req.prompt.as_bytes().to_vec())];
         if let Some(base) = req.openai_base() {
-            let model = req.model.ok_or_else(|| AdapterError::MissingField {
-                executor: "openclaw".to_string(),
-                field: "model".to_string(),
-                fix: "name the model served at the model base URL".to_string(),
-            })?;
+            let model = req.model_for_base_url("openclaw")?;
             let config = json!({
                 "models": { "providers": { PROVIDER: {
                     "baseUrl": base,
@@ -248,10 +246,10 @@ mod tests {
             model: None,
             ..sample_request()
         };
-        assert!(matches!(
-            OpenClaw.invocation(&req),
-            Err(AdapterError::MissingField { .. })
-        ));
+        assert_eq!(
+            OpenClaw.invocation(&req).unwrap_err().to_string(),
+            "executor `openclaw` needs `model`: name the model served at the model base URL"
+        );
     }
 
     #[test]

@@ -39,11 +39,7 @@ impl Adapter for OpenCode {
         });
         let mut model_arg = req.model.map(str::to_string);
         if let Some(base) = req.openai_base() {
-            let model = req.model.ok_or_else(|| AdapterError::MissingField {
-                executor: "opencode".to_string(),
-                field: "model".to_string(),
-                fix: "name the model served at the model base URL".to_string(),
-            })?;
+            let model = req.model_for_base_url("opencode")?;
             config["provider"] = json!({ PROVIDER: {
                 "npm": "@ai-sdk/openai-compatible",
                 "name": PROVIDER,
@@ -52,13 +48,7 @@ impl Adapter for OpenCode {
             }});
             model_arg = Some(format!("{PROVIDER}/{model}"));
         }
-        let mut argv = vec![
-            req.program(self.binary()),
-            "run".to_string(),
-            "--format".to_string(),
-            "json".to_string(),
-            "--auto".to_string(),
-        ];
+        let mut argv = req.argv(self.binary(), &["run", "--format", "json", "--auto"]);
         if let Some(model) = model_arg {
             argv.extend(["-m".to_string(), model]);
         }

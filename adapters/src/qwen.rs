@@ -27,17 +27,19 @@ impl Adapter for Qwen {
     }
 
     fn invocation(&self, req: &InvocationRequest<'_>) -> Result<Invocation, AdapterError> {
-        let argv = vec![
-            req.program(self.binary()),
-            "-p".to_string(),
-            req.prompt.to_string(),
-            "--output-format".to_string(),
-            "stream-json".to_string(),
-            "--yolo".to_string(),
-            // The API-key path is the only headless one (the default is an OAuth login).
-            "--auth-type".to_string(),
-            "openai".to_string(),
-        ];
+        let argv = req.argv(
+            self.binary(),
+            &[
+                "-p",
+                req.prompt,
+                "--output-format",
+                "stream-json",
+                "--yolo",
+                // The API-key path is the only headless one (the default is an OAuth login).
+                "--auth-type",
+                "openai",
+            ],
+        );
         let home = req.home();
         let mut env = env_pairs(&[("HOME", &home), ("QWEN_CODE_SUPPRESS_YOLO_WARNING", "1")]);
         if let Some(base) = req.openai_base() {

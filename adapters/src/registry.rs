@@ -41,6 +41,23 @@ impl InvocationRequest<'_> {
             .unwrap_or_else(|| name.to_string())
     }
 
+    /// argv for `binary` (see [`Self::program`]) followed by `args`.
+    pub(crate) fn argv(&self, binary: &str, args: &[&str]) -> Vec<String> {
+        std::iter::once(self.program(binary))
+            .chain(args.iter().map(|a| a.to_string()))
+            .collect()
+    }
+
+    /// The model, which a model base URL requires (the CLI's default model is not served
+    /// there).
+    pub(crate) fn model_for_base_url(&self, executor: &str) -> Result<&str, AdapterError> {
+        self.model.ok_or_else(|| AdapterError::MissingField {
+            executor: executor.to_string(),
+            field: "model".to_string(),
+            fix: "name the model served at the model base URL".to_string(),
+        })
+    }
+
     pub(crate) fn home(&self) -> String {
         self.config_home.display().to_string()
     }

@@ -83,6 +83,23 @@ impl Ctx<'_> {
         }
     }
 
+    /// `raw` as a table, else a wrong-type error for `key`.
+    fn table<'v, 'de>(
+        &self,
+        key: &str,
+        raw: &'v Spanned<DeValue<'de>>,
+    ) -> Result<&'v DeTable<'de>, PolicyError> {
+        raw.get_ref()
+            .as_table()
+            .ok_or_else(|| PolicyError::WrongType {
+                file: self.file.to_owned(),
+                line: self.line(raw.span().start),
+                key: key.to_owned(),
+                expected: "a table",
+                found: raw.get_ref().type_str(),
+            })
+    }
+
     fn unknown(&self, prefix: &str, key: &str, offset: usize) -> PolicyError {
         PolicyError::UnknownKey {
             file: self.file.to_owned(),
@@ -156,16 +173,7 @@ fn walk(
         return Ok(());
     }
     if let Some(open) = OPEN_TABLES.iter().find(|spec| spec.key == full) {
-        let table = raw
-            .get_ref()
-            .as_table()
-            .ok_or_else(|| PolicyError::WrongType {
-                file: ctx.file.to_owned(),
-                line,
-                key: full.clone(),
-                expected: "a table",
-                found: raw.get_ref().type_str(),
-            })?;
+        let table = ctx.table(&full, raw)?;
         for (name, item) in table.iter() {
             let item_key = join(&full, name.get_ref());
             let value = value::parse(open.kind, item).map_err(|e| ctx.value_error(&item_key, e))?;
@@ -181,16 +189,7 @@ fn walk(
     if !is_section {
         return Err(ctx.unknown(prefix, key.get_ref(), key.span().start));
     }
-    let table = raw
-        .get_ref()
-        .as_table()
-        .ok_or_else(|| PolicyError::WrongType {
-            file: ctx.file.to_owned(),
-            line,
-            key: full.clone(),
-            expected: "a table",
-            found: raw.get_ref().type_str(),
-        })?;
+    let table = ctx.table(&full, raw)?;
     for (child_key, child) in table.iter() {
         walk(ctx, &full, child_key, child, out)?;
     }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use codencer_tests::{Run, Sandbox, git};
+use codencer_tests::{Run, Sandbox, git, wait_for_port_file};
 
 /// A host loopback HTTP server answering `served <path>`; returns its port and the
 /// request lines it saw.
@@ -293,20 +293,7 @@ fn tls_server(sb: &Sandbox) -> TlsServer {
         .arg(&port_file)
         .spawn()
         .expect("python3");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let port = loop {
-        if let Some(port) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
-        {
-            break port;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "TLS server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let port = wait_for_port_file(&port_file, "TLS server");
     TlsServer { child, port }
 }
 

@@ -3,9 +3,8 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use codencer_tests::{Run, Sandbox, git};
+use codencer_tests::{Run, Sandbox, git, wait_for_port_file};
 
 /// What the scripted executor must never see.
 pub const SECRET: &str = "TOP-SECRET-OUTSIDE-THE-WORKTREE";
@@ -40,20 +39,7 @@ impl Mock {
             .stderr(File::create(dir.join("mock.err")).unwrap())
             .spawn()
             .expect("python3 for the mock model server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
-            {
-                break port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the mock model server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let port = wait_for_port_file(&port_file, "the mock model server");
         Mock { child, port, log }
     }
 

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// Path of a workspace binary (`codencer`, `orchestratorctl`, `codencer-worker`) in the
 /// same target directory as the running test. `scripts/test.sh` builds them first.
@@ -40,6 +41,37 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The port a helper server writes to `port_file` once it listens; panics naming `what`
+/// when none appears within 20 s.
+pub fn wait_for_port_file(port_file: &Path, what: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(port) = std::fs::read_to_string(port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pid: command line` of every live process whose command line contains `marker`
+/// (except cargo's own), to prove an executor's processes are gone.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(marker) && !text.contains("cargo") {
+                found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
 }
 
 /// A temporary directory holding a git repository (`repo/`, one commit on `main`), a state
