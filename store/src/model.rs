@@ -67,7 +67,11 @@ impl std::str::FromStr for RunStatus {
     type Err = UnknownStatus;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_status(text, "status", "pending, running, awaiting_approval, passed, failed or cancelled")
+        parse_status(
+            text,
+            "status",
+            "pending, running, awaiting_approval, passed, failed or cancelled",
+        )
     }
 }
 
@@ -75,7 +79,11 @@ impl std::str::FromStr for GateStatus {
     type Err = UnknownStatus;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        parse_status(text, "gate status", "pending, passed, failed, approved or rejected")
+        parse_status(
+            text,
+            "gate status",
+            "pending, passed, failed, approved or rejected",
+        )
     }
 }
 
@@ -635,11 +643,20 @@ mod status_tests {
 
     #[test]
     fn statuses_parse_by_their_serde_names() {
-        assert_eq!("awaiting_approval".parse::<RunStatus>(), Ok(RunStatus::AwaitingApproval));
+        assert_eq!(
+            "awaiting_approval".parse::<RunStatus>(),
+            Ok(RunStatus::AwaitingApproval)
+        );
         assert_eq!("rejected".parse::<GateStatus>(), Ok(GateStatus::Rejected));
         let err = "done".parse::<RunStatus>().unwrap_err().to_string();
-        assert_eq!(err, "unknown status `done`: use pending, running, awaiting_approval, passed, failed or cancelled");
+        assert_eq!(
+            err,
+            "unknown status `done`: use pending, running, awaiting_approval, passed, failed or cancelled"
+        );
         let err = "Approved".parse::<GateStatus>().unwrap_err().to_string();
-        assert_eq!(err, "unknown gate status `Approved`: use pending, passed, failed, approved or rejected");
+        assert_eq!(
+            err,
+            "unknown gate status `Approved`: use pending, passed, failed, approved or rejected"
+        );
     }
 }

@@ -19,8 +19,7 @@ pub use auth::{Principal, Scope, create_token, hash_token, parse_scopes};
 pub use config::{DaemonConfig, DaemonConfigError};
 pub use error::ApiError;
 pub(crate) use http::AppState;
-pub(crate) use http_gates::run_artifact_rows;
-pub use ops::{Daemon, RunView, StepWait, Submitted};
+pub use ops::{Daemon, RunChange, RunView, StepWait, Submitted};
 pub use runner::{QueueView, Runner, Slot};
 
 use crate::engine::Engine;

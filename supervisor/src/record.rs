@@ -118,7 +118,11 @@ impl Recorder {
     }
 
     /// Records what an attempt changed: its diff and its changed-files list.
-    pub(crate) fn capture_artifacts(&self, ids: &Ids, capture: &crate::git::Capture) -> Result<(), StoreError> {
+    pub(crate) fn capture_artifacts(
+        &self,
+        ids: &Ids,
+        capture: &crate::git::Capture,
+    ) -> Result<(), StoreError> {
         self.artifact(ids, ArtifactKind::Diff, None, &capture.diff)?;
         let files = serde_json::to_vec(&capture.files).unwrap_or_default();
         self.artifact(ids, ArtifactKind::ChangedFiles, None, &files)?;

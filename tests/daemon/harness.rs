@@ -200,6 +200,23 @@ impl Daemon {
         }
     }
 
+    /// Waits until the run's first attempt is running.
+    pub fn wait_first_attempt_running(&self, run: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempts = self.get(&format!("/v1/runs/{run}/attempts")).json();
+            if attempts["attempts"][0]["status"] == "running" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "attempt never ran:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Every recorded event, read offline from the store.
     pub fn audit(&self) -> Vec<Value> {
         let out = self.sb.ctl(&["audit", "export", "--jsonl"]);

@@ -112,15 +112,7 @@ fn daemon_restart_during_a_run_recovers() {
         false,
     );
     // Kill the daemon while attempt 1 runs.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempts = d.get(&format!("/v1/runs/{run}/attempts")).json();
-        if attempts["attempts"][0]["status"] == "running" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "attempt never ran:\n{}", d.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_first_attempt_running(&run);
     std::thread::sleep(Duration::from_millis(300));
     d.kill();
     d.spawn();
@@ -176,15 +168,7 @@ fn daemon_sigterm_drains_and_the_next_start_goes_on() {
         ),
         false,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempts = d.get(&format!("/v1/runs/{run}/attempts")).json();
-        if attempts["attempts"][0]["status"] == "running" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "attempt never ran:\n{}", d.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_first_attempt_running(&run);
     let mut child = d.child.take().unwrap();
     let sent = Instant::now();
     let term = std::process::Command::new("kill")

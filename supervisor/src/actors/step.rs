@@ -173,7 +173,11 @@ fn recorded(s: &StepArgs) -> Result<Recorded, crate::supervisor_error::Superviso
         .run_tree(&s.run_id)?
         .and_then(|tree| tree.steps.into_iter().find(|st| st.step.id == s.step_id));
     let Some(step) = step else {
-        return Ok(Recorded { attempts: 0, started: false, passed: None });
+        return Ok(Recorded {
+            attempts: 0,
+            started: false,
+            passed: None,
+        });
     };
     let passed = step.attempts.last().and_then(|last| {
         let gated = last.gates.iter().any(|g| g.name == "approval");

@@ -134,7 +134,16 @@ pub(super) fn skip_all(
 }
 
 fn skip(ctx: &Context, ids: &Ids, v: &ValidatorSpec) -> Result<(), SupervisorError> {
-    record(ctx, ids, &v.name, &v.run, ValidationStatus::Skipped, None, 0, None)
+    record(
+        ctx,
+        ids,
+        &v.name,
+        &v.run,
+        ValidationStatus::Skipped,
+        None,
+        0,
+        None,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

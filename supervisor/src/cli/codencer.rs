@@ -222,7 +222,10 @@ async fn run_async(
 fn resume(state: &std::path::Path, run: &str, json: bool, grace: Duration) -> ExitCode {
     block_on(async {
         if !state.join("codencer.db").exists() {
-            eprintln!("error: no Codencer state at {} (pass --state-dir or set CODENCER_HOME)", state.display());
+            eprintln!(
+                "error: no Codencer state at {} (pass --state-dir or set CODENCER_HOME)",
+                state.display()
+            );
             return exit(EXIT_INVALID);
         }
         let engine = match Engine::start(state, local_actor()).await {
@@ -247,18 +250,28 @@ fn resume(state: &std::path::Path, run: &str, json: bool, grace: Duration) -> Ex
         let run_id = tree.run.id.clone();
         let step_ids = tree.steps.iter().map(|s| s.step.id.clone()).collect();
         if !json {
-            eprintln!("resuming run {run_id} · {} · {}", tree.run.name, tree.run.status.as_str());
+            eprintln!(
+                "resuming run {run_id} · {} · {}",
+                tree.run.name,
+                tree.run.status.as_str()
+            );
         }
         let resuming = async {
             let status = match engine.resume(&run_id).await? {
                 Resumed::Ran(outcome) => return Ok(outcome),
                 Resumed::Finished(status) => status,
                 Resumed::AwaitingApproval { gate_id } => {
-                    eprintln!("awaiting approval: decide with `orchestratorctl gates approve|reject {gate_id} --reason ...`, then resume again");
+                    eprintln!(
+                        "awaiting approval: decide with `orchestratorctl gates approve|reject {gate_id} --reason ...`, then resume again"
+                    );
                     RunStatus::AwaitingApproval
                 }
             };
-            Ok(RunOutcome { run_id: run_id.clone(), status, infrastructure: None })
+            Ok(RunOutcome {
+                run_id: run_id.clone(),
+                status,
+                infrastructure: None,
+            })
         };
         drive(&engine, run_id.clone(), step_ids, json, grace, resuming).await
     })

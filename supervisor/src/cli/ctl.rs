@@ -280,7 +280,8 @@ pub fn main() -> ExitCode {
 const NEEDS_DAEMON: &str = "this command needs the daemon: set CODENCER_URL (or --url) and CODENCER_TOKEN, and drop --state-dir";
 
 pub(super) fn parse_status(text: &str) -> Result<RunStatus, String> {
-    text.parse().map_err(|e: codencer_store::UnknownStatus| e.to_string())
+    text.parse()
+        .map_err(|e: codencer_store::UnknownStatus| e.to_string())
 }
 
 fn runs(store: &Store, command: RunsCommand) -> Result<u8, CtlError> {

@@ -144,20 +144,15 @@ pub fn main(url: &str, cli: Cli) -> ExitCode {
             return exit(EXIT_INVALID);
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
+    block_on(async {
+        match dispatch(&client, cli.command).await {
+            Ok(code) => exit(code),
+            Err(err) => {
+                eprintln!("error: {err}");
+                exit(EXIT_INVALID)
+            }
         }
-    };
-    match rt.block_on(dispatch(&client, cli.command)) {
-        Ok(code) => exit(code),
-        Err(err) => {
-            eprintln!("error: {err}");
-            exit(EXIT_INVALID)
-        }
-    }
+    })
 }
 
 async fn dispatch(c: &Client, command: Command) -> Result<u8, String> {

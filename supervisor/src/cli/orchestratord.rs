@@ -86,19 +86,12 @@ pub fn main() -> ExitCode {
         addr_file: args.addr_file,
         grace: std::time::Duration::from_secs(args.grace),
     };
-    init_daemon_tracing(config.log_json);
+    init_tracing(config.log_json, "info");
     if let Err(err) = config.validate() {
         eprintln!("error: {}", error_chain(&err));
         return exit(EXIT_INVALID);
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return exit(EXIT_INFRASTRUCTURE);
-        }
-    };
-    rt.block_on(async {
+    block_on(async {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -108,7 +101,9 @@ pub fn main() -> ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
                 Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
             }
-            tracing::info!("stopping: no new attempts; running ones get the grace period, then unfinished runs go on at the next start");
+            tracing::info!(
+                "stopping: no new attempts; running ones get the grace period, then unfinished runs go on at the next start"
+            );
             stop.cancel();
         });
         match daemon::serve(config, shutdown).await {
@@ -120,18 +115,4 @@ pub fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// Logs to stderr, filtered by `CODENCER_LOG` (default: info for the daemon).
-fn init_daemon_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CODENCER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -10,13 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use codencer_store::EventBody;
 use serde::de::DeserializeOwned;
 
 use super::auth::{Principal, Scope, hash_token};
 use super::error::ApiError;
 use super::ops::Daemon;
-use crate::record::Ids;
 
 pub type AppState = Arc<Daemon>;
 
@@ -98,16 +96,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         .map(str::trim)
         .map(str::to_string);
     let denied = |reason: String| {
-        let rec = state.runner.engine.recorder().as_actor("anonymous");
-        if let Err(err) = rec.append(
-            &Ids::default(),
-            EventBody::AuditDenied {
-                reason: reason.clone(),
-                route: Some(route.clone()),
-            },
-        ) {
-            tracing::error!(cause = %err, "could not record audit.denied");
-        }
+        state.record_denied("anonymous", &reason, &route);
         let mut response =
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason).into_response();
         response.headers_mut().insert(

@@ -5,7 +5,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use codencer_store::{ArtifactKind, ArtifactRow, GateStatus};
+use codencer_store::{ArtifactKind, GateStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -31,11 +31,8 @@ pub async fn list(
     let status = q
         .status
         .map(|st| {
-            serde_json::from_value::<GateStatus>(json!(st)).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "unknown gate status `{st}`: use pending, passed, failed, approved or rejected"
-                ))
-            })
+            st.parse::<GateStatus>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
         })
         .transpose()?;
     Ok(Json(
@@ -77,26 +74,13 @@ pub async fn reject(
     Ok(Json(s.decide_gate(&who, &gate, false, d.reason)?))
 }
 
-/// Every artifact of a run: its own, its steps', its attempts'.
-pub fn run_artifact_rows(s: &AppState, run: &str) -> Result<Vec<ArtifactRow>, ApiError> {
-    let tree = s.tree(&s.resolve_run(run)?)?;
-    let mut rows = tree.artifacts.clone();
-    for step in &tree.steps {
-        rows.extend(step.artifacts.iter().cloned());
-        for attempt in &step.attempts {
-            rows.extend(attempt.artifacts.iter().cloned());
-        }
-    }
-    Ok(rows)
-}
-
 pub async fn run_artifacts(
     State(s): State<AppState>,
     Extension(who): Who,
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.require(&who, Scope::ArtifactsRead, "GET /v1/runs/{run}/artifacts")?;
-    Ok(Json(json!({ "artifacts": run_artifact_rows(&s, &run)? })))
+    Ok(Json(json!({ "artifacts": s.run_artifacts(&run)? })))
 }
 
 pub async fn artifact(
@@ -105,13 +89,7 @@ pub async fn artifact(
     Path(artifact): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     s.require(&who, Scope::ArtifactsRead, "GET /v1/artifacts/{artifact}")?;
-    Ok(Json(artifact_row(&s, &artifact)?))
-}
-
-pub fn artifact_row(s: &AppState, id: &str) -> Result<ArtifactRow, ApiError> {
-    s.store()
-        .artifact(id)?
-        .ok_or_else(|| ApiError::not_found("artifact", id))
+    Ok(Json(s.artifact(&artifact)?))
 }
 
 /// The media type an artifact is served as.
@@ -143,7 +121,7 @@ pub async fn artifact_content(
         Scope::ArtifactsRead,
         "GET /v1/artifacts/{artifact}/content",
     )?;
-    let row = artifact_row(&s, &artifact)?;
+    let row = s.artifact(&artifact)?;
     let path = s.store().blob_path(&row.sha256)?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| {
         ApiError::new(

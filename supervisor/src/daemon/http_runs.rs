@@ -62,11 +62,8 @@ pub async fn list(
     let status = q
         .status
         .map(|st| {
-            serde_json::from_value::<RunStatus>(json!(st)).map_err(|_| {
-                ApiError::bad_request(format!(
-                    "unknown status `{st}`: use pending, running, awaiting_approval, passed, failed or cancelled"
-                ))
-            })
+            st.parse::<RunStatus>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))
         })
         .transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
@@ -106,11 +103,7 @@ pub async fn cancel(
     Extension(who): Who,
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = s.cancel(&who, &run)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "run_id": s.resolve_run(&run)?, "status": status })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(s.cancel(&who, &run)?)))
 }
 
 pub async fn resume(
@@ -118,11 +111,7 @@ pub async fn resume(
     Extension(who): Who,
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = s.resume(&who, &run)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "run_id": s.resolve_run(&run)?, "status": status })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(s.resume(&who, &run)?)))
 }
 
 pub async fn close(
@@ -130,10 +119,7 @@ pub async fn close(
     Extension(who): Who,
     Path(run): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let status = s.close(&who, &run)?;
-    Ok(Json(
-        json!({ "run_id": s.resolve_run(&run)?, "status": status }),
-    ))
+    Ok(Json(s.close(&who, &run)?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use codencer_policy::PolicySources;
-use codencer_store::{EventBody, GateRow, GateStatus, RunStatus, RunTree, StepTree};
+use codencer_store::{ArtifactRow, EventBody, GateRow, GateStatus, RunStatus, RunTree, StepTree};
 use serde::Serialize;
 
 use super::auth::{Principal, Scope};
@@ -52,6 +52,13 @@ pub struct Appended {
     pub index: u32,
 }
 
+/// A run's full id and its status after a cancel, resume or close.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunChange {
+    pub run_id: String,
+    pub status: RunStatus,
+}
+
 /// A step's result, and whether the step is done (passed, failed, cancelled, or waiting
 /// for an approval).
 #[derive(Debug, Clone, Serialize)]
@@ -76,18 +83,24 @@ impl Daemon {
             return Ok(());
         }
         let reason = format!("token `{}` lacks scope {scope}", who.name);
-        let _ = self.recorder_for(who).append(
-            &Ids::default(),
-            EventBody::AuditDenied {
-                reason: reason.clone(),
-                route: Some(route.to_string()),
-            },
-        );
+        self.record_denied(&who.name, &reason, route);
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("{reason}; ask an admin for a token with {scope}"),
         ))
+    }
+
+    /// Records `audit.denied` as `actor`; the refusal stands even if that fails.
+    pub(crate) fn record_denied(&self, actor: &str, reason: &str, route: &str) {
+        let rec = self.runner.engine.recorder().as_actor(actor);
+        let denied = EventBody::AuditDenied {
+            reason: reason.to_string(),
+            route: Some(route.to_string()),
+        };
+        if let Err(err) = rec.append(&Ids::default(), denied) {
+            tracing::error!(cause = %err, "could not record audit.denied");
+        }
     }
 
     pub fn resolve_run(&self, id: &str) -> Result<String, ApiError> {
@@ -106,7 +119,7 @@ impl Daemon {
         let open = self
             .runner
             .engine
-            .is_open(&run_id)
+            .is_open(&tree)
             .map_err(|e| ApiError::internal(&e))?;
         Ok(RunView {
             tree,
@@ -192,10 +205,9 @@ impl Daemon {
         })
     }
 
-    pub fn cancel(&self, who: &Principal, id: &str) -> Result<RunStatus, ApiError> {
-        self.require(who, Scope::RunsWrite, "cancel")?;
-        let run_id = self.resolve_run(id)?;
-        let tree = self.tree(&run_id)?;
+    /// The tree of a run that has not ended; 409 once it has.
+    fn unfinished_tree(&self, run_id: &str) -> Result<RunTree, ApiError> {
+        let tree = self.tree(run_id)?;
         if tree.run.status.is_terminal() {
             return Err(ApiError::conflict(
                 "run_finished",
@@ -205,29 +217,28 @@ impl Daemon {
                 ),
             ));
         }
-        self.runner.cancel(&self.recorder_for(who), &run_id);
-        Ok(self.tree(&run_id)?.run.status)
+        Ok(tree)
     }
 
-    pub fn resume(&self, who: &Principal, id: &str) -> Result<RunStatus, ApiError> {
+    pub fn cancel(&self, who: &Principal, id: &str) -> Result<RunChange, ApiError> {
+        self.require(who, Scope::RunsWrite, "cancel")?;
+        let run_id = self.resolve_run(id)?;
+        self.unfinished_tree(&run_id)?;
+        self.runner.cancel(&self.recorder_for(who), &run_id);
+        let status = self.tree(&run_id)?.run.status;
+        Ok(RunChange { run_id, status })
+    }
+
+    pub fn resume(&self, who: &Principal, id: &str) -> Result<RunChange, ApiError> {
         self.require(who, Scope::RunsWrite, "resume")?;
         let run_id = self.resolve_run(id)?;
-        let tree = self.tree(&run_id)?;
-        if tree.run.status.is_terminal() {
-            return Err(ApiError::conflict(
-                "run_finished",
-                format!(
-                    "run {run_id} has already ended ({})",
-                    tree.run.status.as_str()
-                ),
-            ));
-        }
+        let status = self.unfinished_tree(&run_id)?.run.status;
         self.runner.kick(&run_id, &who.name);
-        Ok(tree.run.status)
+        Ok(RunChange { run_id, status })
     }
 
     /// Ends an open run once it has nothing running.
-    pub fn close(&self, who: &Principal, id: &str) -> Result<RunStatus, ApiError> {
+    pub fn close(&self, who: &Principal, id: &str) -> Result<RunChange, ApiError> {
         self.require(who, Scope::RunsWrite, "close")?;
         let run_id = self.resolve_run(id)?;
         if self.runner.slot(&run_id).is_some() {
@@ -236,10 +247,11 @@ impl Daemon {
                 format!("run {run_id} is still running a step; wait for it, or cancel the run"),
             ));
         }
+        let tree = self.tree(&run_id)?;
         if !self
             .runner
             .engine
-            .is_open(&run_id)
+            .is_open(&tree)
             .map_err(|e| ApiError::internal(&e))?
         {
             return Err(ApiError::conflict(
@@ -247,10 +259,12 @@ impl Daemon {
                 format!("run {run_id} is not an open run (or has ended); cancel it instead"),
             ));
         }
-        self.runner
+        let status = self
+            .runner
             .engine
             .close_run(&self.recorder_for(who), &run_id)
-            .map_err(|e| ApiError::conflict("run_finished", e.to_string()))
+            .map_err(|e| ApiError::conflict("run_finished", e.to_string()))?;
+        Ok(RunChange { run_id, status })
     }
 
     pub fn step(&self, run: &str, step_id: &str) -> Result<(RunTree, StepTree), ApiError> {
@@ -295,6 +309,25 @@ impl Daemon {
             )
             .await;
         }
+    }
+
+    pub fn artifact(&self, id: &str) -> Result<ArtifactRow, ApiError> {
+        self.store()
+            .artifact(id)?
+            .ok_or_else(|| ApiError::not_found("artifact", id))
+    }
+
+    /// Every artifact of a run: its own, its steps', its attempts'.
+    pub fn run_artifacts(&self, id: &str) -> Result<Vec<ArtifactRow>, ApiError> {
+        let tree = self.tree(&self.resolve_run(id)?)?;
+        let mut rows = tree.artifacts;
+        for step in tree.steps {
+            rows.extend(step.artifacts);
+            for attempt in step.attempts {
+                rows.extend(attempt.artifacts);
+            }
+        }
+        Ok(rows)
     }
 
     pub fn gate(&self, id: &str) -> Result<GateRow, ApiError> {

@@ -2,7 +2,7 @@
 //! TaskSpec and policy, recorded (`step.created` and the step's text) but not yet run.
 
 use codencer_policy::{PolicyError, PolicySources};
-use codencer_store::{ArtifactKind, EventBody, RunStatus, StoreError};
+use codencer_store::{ArtifactKind, EventBody, RunStatus, RunTree, StoreError};
 
 use super::Engine;
 use crate::record::{Ids, Recorder};
@@ -107,17 +107,16 @@ impl Engine {
         })
     }
 
-    /// Whether run `run_id` is open for appended steps and not ended.
-    pub fn is_open(&self, run_id: &str) -> Result<bool, StoreError> {
-        let store = self.recorder().store();
-        let Some(tree) = store.run_tree(run_id)? else {
-            return Ok(false);
-        };
+    /// Whether the run of `tree` is open for appended steps and not ended. Takes the tree
+    /// its callers have already read rather than reading it again.
+    pub fn is_open(&self, tree: &RunTree) -> Result<bool, StoreError> {
         if tree.run.status.is_terminal() {
             return Ok(false);
         }
-        Ok(store
-            .events_for_run(run_id)?
+        Ok(self
+            .recorder()
+            .store()
+            .events_for_run(&tree.run.id)?
             .iter()
             .any(|e| matches!(e.body, EventBody::RunOpened {})))
     }

@@ -207,11 +207,11 @@ impl CodencerTools {
         answer(&parts, |w| {
             self.state
                 .require(w, crate::daemon::Scope::RunsRead, "get_result")?;
-            Ok(match &p.step_id {
+            match &p.step_id {
                 Some(step) => serde_json::to_value(self.state.step_result(&p.run_id, step)?.result),
                 None => serde_json::to_value(self.state.run_result(&p.run_id)?),
             }
-            .unwrap_or_default())
+            .map_err(|e| ApiError::internal(&e))
         })
     }
 
@@ -254,9 +254,8 @@ impl CodencerTools {
             let status = p
                 .status
                 .map(|s| {
-                    serde_json::from_value::<codencer_store::RunStatus>(json!(s)).map_err(|_| {
-                        ApiError::bad_request(format!("unknown status `{s}`: use pending, running, awaiting_approval, passed, failed or cancelled"))
-                    })
+                    s.parse::<codencer_store::RunStatus>()
+                        .map_err(|e| ApiError::bad_request(e.to_string()))
                 })
                 .transpose()?;
             Ok(self.state.store().list_runs(&codencer_store::RunFilter {
@@ -278,7 +277,7 @@ impl CodencerTools {
         answer(&parts, |w| {
             self.state
                 .require(w, crate::daemon::Scope::ArtifactsRead, "list_artifacts")?;
-            crate::daemon::run_artifact_rows(&self.state, &p.run_id)
+            self.state.run_artifacts(&p.run_id)
         })
     }
 
@@ -293,11 +292,7 @@ impl CodencerTools {
         answer(&parts, |w| {
             self.state
                 .require(w, crate::daemon::Scope::ArtifactsRead, "get_artifact")?;
-            let row = self
-                .state
-                .store()
-                .artifact(&p.artifact_id)?
-                .ok_or_else(|| ApiError::not_found("artifact", &p.artifact_id))?;
+            let row = self.state.artifact(&p.artifact_id)?;
             let bytes = self.state.store().read_blob(&row.sha256)?;
             let offset = p.offset.unwrap_or(0).min(bytes.len());
             let max = p.max_bytes.unwrap_or(DEFAULT_ARTIFACT_BYTES).max(1);
@@ -351,10 +346,7 @@ impl CodencerTools {
         Extension(parts): Parts,
         Parameters(p): Parameters<RunRef>,
     ) -> Result<CallToolResult, McpError> {
-        answer(&parts, |w| {
-            let status = self.state.cancel(w, &p.run_id)?;
-            Ok(json!({ "run_id": p.run_id, "status": status }))
-        })
+        answer(&parts, |w| self.state.cancel(w, &p.run_id))
     }
 
     #[tool(
@@ -365,10 +357,7 @@ impl CodencerTools {
         Extension(parts): Parts,
         Parameters(p): Parameters<RunRef>,
     ) -> Result<CallToolResult, McpError> {
-        answer(&parts, |w| {
-            let status = self.state.close(w, &p.run_id)?;
-            Ok(json!({ "run_id": p.run_id, "status": status }))
-        })
+        answer(&parts, |w| self.state.close(w, &p.run_id))
     }
 }
 
