@@ -85,7 +85,7 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     nix::unistd::chdir(&init.exec.cwd)
         .map_err(|e| fail(&format!("chdir {}", init.exec.cwd.display()), &e))?;
     let _ = nix::unistd::setsid();
-    wait_for_cgroup(init)?;
+    wait_for_cgroup(&init.alive, &mut init.cgroup, init.userns)?;
     if init.userns {
         privs::lock_down().map_err(|e| fail("privileges", &e))?;
     } else {
@@ -121,19 +121,22 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     exec::prepare(&init.exec)
 }
 
-/// Waits for the worker to have moved us into the sandbox's cgroups (`G`), then roots a
-/// cgroup namespace there. EOF means the worker died.
-fn wait_for_cgroup(init: &Init) -> Result<(), String> {
+/// Waits for the worker to have moved us into the sandbox's v2 cgroups (`G`), moves
+/// ourselves into the v1 ones, then roots a cgroup namespace there. EOF means the worker died.
+fn wait_for_cgroup(alive: &OwnedFd, cgroup: &mut Cgroup, userns: bool) -> Result<(), String> {
     let mut byte = [0u8; 1];
     loop {
-        match nix::unistd::read(&init.alive, &mut byte) {
+        match nix::unistd::read(alive, &mut byte) {
             Err(nix::errno::Errno::EINTR) => continue,
             Ok(1) if byte[0] == b'G' => break,
             Ok(1) => return Err("the worker could not move the sandbox into its cgroup".into()),
             _ => std::process::exit(1),
         }
     }
-    if init.userns {
+    cgroup
+        .join_self()
+        .map_err(|e| fail("joining the sandbox's cgroups", &e))?;
+    if userns {
         let _ = userns::unshare_cgroup();
     }
     Ok(())

@@ -21,7 +21,11 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 struct Dir {
     parent: OwnedFd,
     name: String,
+    /// v1: the `tasks` file, written `0` by the sandbox's PID 1 itself; v2: `cgroup.procs`,
+    /// written with PID 1's pid by the worker.
     procs: File,
+    /// Joined by PID 1 moving itself (v1), not by the worker moving it (v2).
+    self_join: bool,
     events: Vec<(File, &'static str, DenialKind)>,
 }
 
@@ -80,14 +84,28 @@ impl Cgroup {
         cg
     }
 
-    /// Moves process `pid` into every created cgroup. The first migration waits for an RCU
-    /// grace period in the kernel (the threadgroup rwsem; several ms unless the kernel has
-    /// `CONFIG_CGROUP_FAVOR_DYNMODS` or cgroups are mounted with `favordynmods`), so the
-    /// worker does it while the sandbox's PID 1 is busy building the view.
+    /// Moves process `pid` into every created cgroup that the process cannot join itself
+    /// (v2). Moving a whole process waits for an RCU grace period in the kernel (the global
+    /// threadgroup rwsem; 5-16 ms here unless cgroups are mounted with `favordynmods`), so
+    /// the worker does it while the sandbox's PID 1 is busy building the view.
     pub fn attach(&mut self, pid: u32) -> Result<(), SandboxError> {
-        for dir in &mut self.dirs {
+        for dir in self.dirs.iter_mut().filter(|d| !d.self_join) {
             dir.procs
                 .write_all(pid.to_string().as_bytes())
+                .map_err(|e| SandboxError::sys(format!("joining cgroup {}", dir.name), e))?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling thread into every v1 cgroup by writing `0` to its `tasks` file.
+    /// A thread moving itself skips the global threadgroup rwsem, so there is no grace
+    /// period to wait for (tens of microseconds instead of milliseconds). Only for a
+    /// single-threaded process (the sandbox's PID 1): its one thread is the whole process,
+    /// and every process it forks afterwards starts in these cgroups.
+    pub fn join_self(&mut self) -> Result<(), SandboxError> {
+        for dir in self.dirs.iter_mut().filter(|d| d.self_join) {
+            dir.procs
+                .write_all(b"0")
                 .map_err(|e| SandboxError::sys(format!("joining cgroup {}", dir.name), e))?;
         }
         Ok(())
@@ -143,7 +161,7 @@ fn v1_dir(
     if !root.join("cgroup.procs").exists() || root.join("cgroup.controllers").exists() {
         return None;
     }
-    make_dir(&root, name, settings, events)
+    make_dir(&root, name, settings, events, "tasks")
 }
 
 fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, bool, bool)> {
@@ -172,7 +190,7 @@ fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, bool,
     if settings.is_empty() {
         return None;
     }
-    make_dir(&parent, name, &settings, &events).map(|d| (d, use_pids, use_mem))
+    make_dir(&parent, name, &settings, &events, "cgroup.procs").map(|d| (d, use_pids, use_mem))
 }
 
 /// Removes `codencer-<pid>` cgroups left behind by workers that were killed outright
@@ -197,6 +215,7 @@ fn make_dir(
     name: &str,
     settings: &[(&str, u64)],
     events: &[(&'static str, &'static str, DenialKind)],
+    join_file: &str,
 ) -> Option<Dir> {
     reap_stale(root);
     let parent = open(
@@ -217,7 +236,7 @@ fn make_dir(
             return None;
         }
     }
-    let Ok(procs) = File::options().write(true).open(dir.join("cgroup.procs")) else {
+    let Ok(procs) = File::options().write(true).open(dir.join(join_file)) else {
         cleanup(&parent);
         return None;
     };
@@ -229,6 +248,7 @@ fn make_dir(
         parent,
         name: name.to_owned(),
         procs,
+        self_join: join_file == "tasks",
         events,
     })
 }
