@@ -26,10 +26,15 @@ pub struct SandboxSpec {
     /// Read-write; the executor's whole world.
     pub worktree: PathBuf,
     /// Git common dirs (`<repo>/.git`) the worktree's `.git` file points into. Mounted
-    /// read-only; `objects`, `refs`, `logs` and this worktree's own admin dir
-    /// (`worktrees/<name>`) are writable; the other worktrees' admin dirs are hidden; `config`
-    /// and `hooks` stay read-only.
+    /// read-only; `objects` and this worktree's own admin dir (`worktrees/<name>`) are
+    /// writable, and of `refs` and `logs` only the directory of `git_branch`; the worktree's
+    /// `.git` link and its admin dir's `commondir` and `gitdir` stay read-only; the other
+    /// worktrees' admin dirs are hidden; `config` and `hooks` stay read-only.
     pub git_dirs: Vec<PathBuf>,
+    /// The worktree's branch (without `refs/heads/`): its ref directory is the only
+    /// writable part of `refs/heads`, so committing works and no other branch can move.
+    /// `None`: every ref is read-only.
+    pub git_branch: Option<String>,
     /// Extra read-only (and executable) paths, e.g. the executor's install dir.
     pub read_only: Vec<PathBuf>,
     /// Extra read-write paths.
@@ -66,6 +71,7 @@ impl Default for SandboxSpec {
         Self {
             worktree: PathBuf::new(),
             git_dirs: Vec::new(),
+            git_branch: None,
             read_only: Vec::new(),
             read_write: Vec::new(),
             hidden: Vec::new(),

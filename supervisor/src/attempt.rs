@@ -122,8 +122,8 @@ pub(crate) async fn run_attempt(
         std::fs::create_dir_all(parent)
             .map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
     }
-    let git_dir = match prepare_worktree(plan, &worktree, &branch).await {
-        Ok(dir) => dir,
+    let tree = match git::add_worktree(plan.repo, &worktree, &branch, plan.base_commit).await {
+        Ok(tree) => tree,
         Err(err) => {
             return Err(SupervisorError::Infrastructure(crashed(format!(
                 "could not create the worktree: {err}"
@@ -134,7 +134,7 @@ pub(crate) async fn run_attempt(
     std::fs::create_dir_all(&home)
         .map_err(|e| SupervisorError::io("create the executor's home", &home, e))?;
     let mut ws = Workspace {
-        sandbox: ctx.sandbox_spec(&worktree, &git_dir, &home, &plan.step.policy),
+        sandbox: ctx.sandbox_spec(&tree, &home, &plan.step.policy),
         env: ctx.base_env(&home, &plan.step.policy),
         ids: ids.clone(),
         worktree: &worktree,
@@ -168,7 +168,7 @@ pub(crate) async fn run_attempt(
         "codencer: run {} step {} attempt {}",
         plan.run_id, plan.step_index, plan.number
     );
-    let capture = match git::capture(&worktree, plan.repo, plan.base_commit, &message).await {
+    let capture = match git::capture(&tree, plan.base_commit, &message).await {
         Ok(capture) => capture,
         Err(err) => {
             let reason = format!("could not capture the worktree's changes: {err}");
@@ -328,15 +328,6 @@ pub(crate) async fn run_attempt(
         validation_failed,
         awaiting_approval,
     })
-}
-
-/// Adds the attempt's worktree; returns the repository's common git dir (the sandbox needs it).
-async fn prepare_worktree(
-    plan: &AttemptPlan<'_>,
-    worktree: &Path,
-    branch: &str,
-) -> Result<std::path::PathBuf, git::GitError> {
-    git::add_worktree(plan.repo, worktree, branch, plan.base_commit).await
 }
 
 /// What the attempt changed.

@@ -187,8 +187,7 @@ impl Context {
     /// The confinement of an attempt's processes, from its effective policy.
     pub fn sandbox_spec(
         &self,
-        worktree: &Path,
-        git_dir: &Path,
+        tree: &crate::git::AttemptTree,
         home: &Path,
         policy: &EffectivePolicy,
     ) -> SandboxSpec {
@@ -196,7 +195,8 @@ impl Context {
         let mut read_write = values.filesystem.read_write.clone();
         read_write.push(home.to_path_buf());
         SandboxSpec {
-            git_dirs: vec![git_dir.to_path_buf()],
+            git_dirs: vec![tree.common.clone()],
+            git_branch: Some(tree.branch.clone()),
             read_only: values.filesystem.read_only.clone(),
             read_write,
             hidden: values.filesystem.hidden.clone(),
@@ -219,7 +219,7 @@ impl Context {
                 .filter_map(|l| sandbox_layer(*l))
                 .collect(),
             strict: values.strict,
-            ..SandboxSpec::new(worktree)
+            ..SandboxSpec::new(&tree.worktree)
         }
     }
 

@@ -167,7 +167,11 @@ impl Engine {
     ) -> Result<RunOutcome, SupervisorError> {
         let _lock = crate::runlock::RunLock::take(&scope.ctx.state_dir, &run.run_id)?;
         let spec = &plan.spec;
-        let base_commit = match crate::git::resolve_commit(&spec.workspace, &spec.base).await {
+        let resolved = match &spec.base_commit {
+            Some(commit) => Ok(commit.clone()),
+            None => crate::git::resolve_commit(&spec.workspace, &spec.base).await,
+        };
+        let base_commit = match resolved {
             Ok(commit) => commit,
             Err(err) => {
                 // The run is recorded; it must not stay pending forever.

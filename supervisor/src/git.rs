@@ -31,6 +31,16 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("could not restore the worktree's git link {path}")]
+    Restore {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the worktree {worktree} is not registered in {common} (its git link was removed or rewritten)"
+    )]
+    NotAWorktree { worktree: String, common: String },
 }
 
 /// Configuration every git command gets: no user hooks, no signing prompts, a fixed author.
@@ -51,6 +61,8 @@ const GIT_CONFIG: &[&str] = &[
     "safe.directory=*",
     "-c",
     "advice.detachedHead=false",
+    "-c",
+    "core.fsmonitor=false",
 ];
 
 fn std_git(dir: &Path) -> std::process::Command {
@@ -79,31 +91,71 @@ const GIT_ENV_SCRUB: &[&str] = &[
     "GIT_CEILING_DIRECTORIES",
 ];
 
-/// Top level of the repository containing `path`, canonical.
-pub fn toplevel_blocking(path: &Path) -> Option<PathBuf> {
-    let out = std_git(path)
-        .args(["rev-parse", "--show-toplevel"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let top = String::from_utf8(out.stdout).ok()?;
-    std::fs::canonicalize(top.trim()).ok()
+/// What one `git rev-parse` says about the repository containing a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFacts {
+    /// Top level of the repository, canonical.
+    pub toplevel: PathBuf,
+    /// The repository's common git dir (shared by all its worktrees), absolute.
+    pub common_dir: PathBuf,
+    /// The commit the asked revision names; `None` when it names none.
+    pub commit: Option<String>,
 }
 
-/// Commit id that `rev` names in `repo`.
-pub fn resolve_commit_blocking(repo: &Path, rev: &str) -> Option<String> {
-    let out = std_git(repo)
-        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+/// The repository containing `path` and the commit `rev` names there, from one git
+/// process (every git process is a few milliseconds of a run); `None` when `path` is not
+/// in a git repository. Remembers the common git dir for [`common_dir`].
+pub fn inspect_blocking(path: &Path, rev: &str) -> Option<RepoFacts> {
+    let out = std_git(path)
+        .args([
+            "rev-parse",
+            "--path-format=absolute",
+            "--show-toplevel",
+            "--git-common-dir",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+        ])
         .arg(format!("{rev}^{{commit}}"))
         .stderr(Stdio::null())
         .output()
         .ok()?;
-    out.status
+    // 0: all three lines; 1: the revision names no commit (the two paths still printed);
+    // anything else: not a repository.
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines();
+    let toplevel = std::fs::canonicalize(lines.next()?).ok()?;
+    let common_dir = PathBuf::from(lines.next()?);
+    let commit = out
+        .status
         .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .then(|| lines.next().map(str::to_owned))
+        .flatten();
+    remember_common_dir(&toplevel, &common_dir);
+    Some(RepoFacts {
+        toplevel,
+        common_dir,
+        commit,
+    })
+}
+
+/// Common git dirs already asked for, by repository top level: they do not change while
+/// a process runs, and asking git costs a process.
+fn common_dirs() -> &'static std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>> {
+    static DIRS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, PathBuf>>,
+    > = std::sync::OnceLock::new();
+    DIRS.get_or_init(Default::default)
+}
+
+fn remember_common_dir(repo: &Path, common: &Path) {
+    common_dirs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(repo.to_owned(), common.to_owned());
 }
 
 /// Runs `git -C dir args...` and returns stdout.
@@ -143,12 +195,24 @@ async fn git_text(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 
 /// The repository's common git dir (shared by all its worktrees), absolute.
 pub async fn common_dir(repo: &Path) -> Result<PathBuf, GitError> {
-    let dir = git_text(
-        repo,
-        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
-    )
-    .await?;
-    Ok(PathBuf::from(dir))
+    let known = common_dirs()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(repo)
+        .filter(|dir| dir.is_dir())
+        .cloned();
+    if let Some(dir) = known {
+        return Ok(dir);
+    }
+    let dir = PathBuf::from(
+        git_text(
+            repo,
+            &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        )
+        .await?,
+    );
+    remember_common_dir(repo, &dir);
+    Ok(dir)
 }
 
 /// Commit id `rev` resolves to.
@@ -195,15 +259,158 @@ impl RepoLock {
     }
 }
 
-/// Adds a worktree at `path` on a new `branch` starting at `base_commit`; returns the
-/// repository's common git dir (the lock lives there, and the sandbox needs it), so callers
-/// need not ask git again: every git process is a few milliseconds of an attempt.
+/// An attempt's worktree and the git files that decide what git does in it, as the
+/// supervisor created them. The executor can rewrite anything in its worktree (the `.git`
+/// link included) and in its admin dir, so none of it is read back to decide where git
+/// writes: [`AttemptTree::restore`] puts it back before the supervisor runs git there,
+/// and the supervisor names the git dir and work tree explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptTree {
+    pub worktree: PathBuf,
+    /// The repository's common git dir.
+    pub common: PathBuf,
+    /// The worktree's own git dir (`<common>/worktrees/<name>`: HEAD, index).
+    pub admin: PathBuf,
+    /// The attempt's branch (without `refs/heads/`).
+    pub branch: String,
+}
+
+impl AttemptTree {
+    /// Finds the admin dir of an existing attempt worktree by the `gitdir` back-links of
+    /// the repository's worktrees (used on resume, when the creation is long past).
+    pub async fn find(repo: &Path, worktree: &Path, branch: &str) -> Result<AttemptTree, GitError> {
+        let common = common_dir(repo).await?;
+        // Compared canonical: git writes the real path.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+        let link = real(worktree).join(".git");
+        let admin = std::fs::read_dir(common.join("worktrees"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|admin| {
+                std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|back| {
+                    let back = Path::new(back.trim());
+                    back.parent().map(real).map(|p| p.join(".git")).as_deref() == Some(&link)
+                })
+            })
+            .ok_or_else(|| GitError::NotAWorktree {
+                worktree: worktree.display().to_string(),
+                common: common.display().to_string(),
+            })?;
+        Ok(AttemptTree {
+            worktree: worktree.to_owned(),
+            common,
+            admin,
+            branch: branch.to_owned(),
+        })
+    }
+
+    /// Puts back what `git worktree add` wrote and git in the worktree trusts: the `.git`
+    /// link, the admin dir's `HEAD` (on the attempt branch), `commondir` and `gitdir`, and
+    /// no `config.worktree`. Call it once every process of the attempt is gone and before
+    /// any git command of the supervisor runs in the worktree: otherwise a rewritten link
+    /// would have the supervisor stage and commit into another repository or branch
+    /// (the user's). Commits the executor made on a detached HEAD are not on the branch;
+    /// their content is still in the worktree, so the capture keeps it.
+    pub fn restore(&self) -> Result<(), GitError> {
+        let link = self.worktree.join(".git");
+        replace_file(&link, &format!("gitdir: {}\n", self.admin.display()))?;
+        replace_file(
+            &self.admin.join("HEAD"),
+            &format!("ref: refs/heads/{}\n", self.branch),
+        )?;
+        replace_file(&self.admin.join("commondir"), "../..\n")?;
+        replace_file(&self.admin.join("gitdir"), &format!("{}\n", link.display()))?;
+        let extra = self.admin.join("config.worktree");
+        if std::fs::symlink_metadata(&extra).is_ok() {
+            remove_any(&extra).map_err(|e| restore_err(&extra, e))?;
+        }
+        Ok(())
+    }
+
+    /// The commit the attempt branch points at, from its ref file when it is a plain loose
+    /// ref (no process), else from git.
+    async fn branch_head(&self) -> Result<String, GitError> {
+        let loose = self.common.join("refs/heads").join(&self.branch);
+        if let Some(id) = read_object_id(&loose) {
+            return Ok(id);
+        }
+        let full = format!("refs/heads/{}", self.branch);
+        let out = git(
+            &self.worktree,
+            self.scoped(&["rev-parse", "--verify", "--end-of-options", &full]),
+        )
+        .await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// `args` for git run against this worktree, its git dir named explicitly.
+    fn scoped<'a>(&'a self, args: &[&'a str]) -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = vec![
+            format!("--git-dir={}", self.admin.display()).into(),
+            format!("--work-tree={}", self.worktree.display()).into(),
+        ];
+        out.extend(args.iter().map(|a| (*a).into()));
+        out
+    }
+}
+
+/// An object id in a ref file: 40 or 64 hex digits and a newline, nothing else; `None`
+/// for anything else (a symbolic ref, a symlink, a missing file) so the caller asks git.
+fn read_object_id(path: &Path) -> Option<String> {
+    use std::io::Read;
+    // Only a plain file: no process of the attempt is left to swap it after this check.
+    if !std::fs::symlink_metadata(path).ok()?.file_type().is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(80)
+        .read_to_string(&mut text)
+        .ok()?;
+    let id = text.strip_suffix('\n')?;
+    (matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| id.to_owned())
+}
+
+/// Replaces whatever is at `path` (a file, a symlink, a directory) by a new file.
+fn replace_file(path: &Path, contents: &str) -> Result<(), GitError> {
+    use std::io::Write;
+    if std::fs::symlink_metadata(path).is_ok() {
+        remove_any(path).map_err(|e| restore_err(path, e))?;
+    }
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .map_err(|e| restore_err(path, e))
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
+fn restore_err(path: &Path, source: std::io::Error) -> GitError {
+    GitError::Restore {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Adds a worktree at `path` on a new `branch` starting at `base_commit`.
 pub async fn add_worktree(
     repo: &Path,
     path: &Path,
     branch: &str,
     base_commit: &str,
-) -> Result<PathBuf, GitError> {
+) -> Result<AttemptTree, GitError> {
     let common = common_dir(repo).await?;
     let _lock = RepoLock::acquire(&common).await?;
     git(
@@ -219,7 +426,25 @@ pub async fn add_worktree(
         ],
     )
     .await?;
-    Ok(common)
+    // Nothing has run in the worktree yet: its link is what git just wrote.
+    let link = std::fs::read_to_string(path.join(".git")).map_err(|e| GitError::Failed {
+        args: "worktree add".into(),
+        dir: repo.display().to_string(),
+        stderr: format!("no .git link in the new worktree: {e}"),
+    })?;
+    let admin = link
+        .strip_prefix("gitdir:")
+        .map(|p| PathBuf::from(p.trim()))
+        .ok_or_else(|| GitError::NotAWorktree {
+            worktree: path.display().to_string(),
+            common: common.display().to_string(),
+        })?;
+    Ok(AttemptTree {
+        worktree: path.to_owned(),
+        common,
+        admin,
+        branch: branch.to_owned(),
+    })
 }
 
 /// What the executor changed, captured after it exits.
@@ -235,65 +460,60 @@ pub struct Capture {
 }
 
 /// Stages everything in the worktree (untracked files included), diffs it against
-/// `base_commit` and commits it to the worktree's branch, so no executor change is lost.
+/// `base_commit` and commits it to the attempt branch, so no executor change is lost.
+/// Restores the worktree's git links first (see [`AttemptTree::restore`]); run it only
+/// when no process of the attempt is left.
 pub async fn capture(
-    worktree: &Path,
-    repo: &Path,
+    tree: &AttemptTree,
     base_commit: &str,
     message: &str,
 ) -> Result<Capture, GitError> {
+    tree.restore()?;
+    let wt = &tree.worktree;
     // Ignored files (build output, dependencies) stay in the worktree, kept for evidence,
     // but out of the diff: `.gitignore` is the repository's own statement of what matters.
-    git(worktree, ["add", "--all", "--", "."]).await?;
-    let diff = git(
-        worktree,
-        [
+    git(wt, tree.scoped(&["add", "--all", "--", "."])).await?;
+    // The paths with their line counts and the patch, from one process: `--numstat -z`
+    // prints `ins\tdel\tpath\0` per file, then an empty record, then the patch.
+    let out = git(
+        wt,
+        tree.scoped(&[
             "diff",
             "--cached",
             "--binary",
             "--no-color",
             "--no-ext-diff",
-            base_commit,
-        ],
-    )
-    .await?;
-    // Paths and line counts from one process: `-z` numstat is `ins\tdel\tpath\0` per file.
-    let numstat = git(
-        worktree,
-        [
-            "diff",
-            "--cached",
+            "--no-renames",
             "--numstat",
             "-z",
-            "--no-renames",
+            "--patch",
             base_commit,
-        ],
+        ]),
     )
     .await?;
-    let (files, insertions, deletions) = parse_numstat_z(&numstat);
+    let (files, insertions, deletions, diff) = split_numstat_patch(&out);
 
     let mut commit = None;
-    if !files.is_empty() || head_moved(worktree, base_commit).await? {
-        let common = common_dir(repo).await?;
-        let _lock = RepoLock::acquire(&common).await?;
-        let staged_changes = git(worktree, ["diff", "--cached", "--quiet"])
-            .await
-            .is_err();
-        if staged_changes {
+    let head = tree.branch_head().await?;
+    if !files.is_empty() || head != base_commit {
+        let _lock = RepoLock::acquire(&tree.common).await?;
+        // Changes against the base with the branch still at the base are staged changes;
+        // once the executor committed, only git can tell whether anything is left.
+        if head == base_commit || staged_changes(tree).await {
             git(
-                worktree,
-                [
+                wt,
+                tree.scoped(&[
                     "commit",
                     "--quiet",
                     "--no-verify",
                     "--allow-empty-message",
                     "-m",
                     message,
-                ],
+                ]),
             )
             .await?;
         }
-        commit = Some(git_text(worktree, &["rev-parse", "HEAD"]).await?);
+        commit = Some(tree.branch_head().await?);
     }
     Ok(Capture {
         commit,
@@ -304,9 +524,43 @@ pub async fn capture(
     })
 }
 
-/// Whether the executor committed by itself (HEAD no longer at the base).
-async fn head_moved(worktree: &Path, base_commit: &str) -> Result<bool, GitError> {
-    Ok(git_text(worktree, &["rev-parse", "HEAD"]).await? != base_commit)
+/// Whether the index differs from the branch (the executor may have committed part of its
+/// work, so an empty diff against the base does not settle it).
+async fn staged_changes(tree: &AttemptTree) -> bool {
+    git(
+        &tree.worktree,
+        tree.scoped(&["diff", "--cached", "--quiet"]),
+    )
+    .await
+    .is_err()
+}
+
+/// Splits `git diff --numstat -z --patch` output into the numstat records (files,
+/// insertions, deletions) and the patch, byte for byte what `git diff` alone prints.
+fn split_numstat_patch(out: &[u8]) -> (Vec<String>, u64, u64, Vec<u8>) {
+    // Records never contain NUL and are never empty: the first empty one ends them.
+    let mut end = 0;
+    let mut patch_start = out.len();
+    while end < out.len() {
+        match out[end..].iter().position(|b| *b == 0) {
+            Some(0) => {
+                patch_start = end + 1;
+                break;
+            }
+            Some(n) => end += n + 1,
+            None => {
+                end = out.len();
+                break;
+            }
+        }
+    }
+    let (files, insertions, deletions) = parse_numstat_z(&out[..end.min(patch_start)]);
+    (
+        files,
+        insertions,
+        deletions,
+        out[patch_start.min(out.len())..].to_vec(),
+    )
 }
 
 /// Files, insertions and deletions from `git diff --numstat -z --no-renames`: one
@@ -385,5 +639,110 @@ mod tests {
             )
         );
         assert_eq!(parse_numstat_z(b""), (Vec::new(), 0, 0));
+    }
+
+    #[test]
+    fn numstat_and_patch_split_at_the_empty_record() {
+        let out = b"2\t1\tf.txt\01\t0\tsp ace\0\0diff --git a/f.txt b/f.txt\n\0binary\0";
+        let (files, ins, del, patch) = split_numstat_patch(out);
+        assert_eq!(files, vec!["f.txt".to_string(), "sp ace".to_string()]);
+        assert_eq!((ins, del), (3, 1));
+        assert_eq!(patch, b"diff --git a/f.txt b/f.txt\n\0binary\0".to_vec());
+        assert_eq!(split_numstat_patch(b""), (Vec::new(), 0, 0, Vec::new()));
+    }
+
+    fn sh_git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(GIT_CONFIG)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// A repository with one commit and an attempt worktree made by `add_worktree`.
+    async fn repo_with_attempt(root: &Path) -> (PathBuf, AttemptTree, String) {
+        let repo = root.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        sh_git(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        sh_git(&repo, &["add", "-A"]);
+        sh_git(&repo, &["commit", "-q", "-m", "init"]);
+        let base = sh_git(&repo, &["rev-parse", "HEAD"]);
+        let tree = add_worktree(&repo, &root.join("wt"), "codencer/r/1/1", &base)
+            .await
+            .unwrap();
+        (repo, tree, base)
+    }
+
+    #[tokio::test]
+    async fn capture_never_follows_a_rewritten_git_link_into_the_users_repository() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, tree, base) = repo_with_attempt(tmp.path()).await;
+        // What a hostile executor leaves behind: the worktree's link pointing at the
+        // user's repository, HEAD on the user's branch, and a change.
+        std::fs::write(
+            tree.worktree.join(".git"),
+            format!("gitdir: {}\n", repo.join(".git").display()),
+        )
+        .unwrap();
+        std::fs::write(tree.admin.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(
+            tree.admin.join("config.worktree"),
+            "[core]\n\tfsmonitor = true\n",
+        )
+        .unwrap();
+        std::fs::write(tree.worktree.join("evil.txt"), "x\n").unwrap();
+
+        let capture = capture(&tree, &base, "m").await.unwrap();
+
+        assert_eq!(capture.files, vec!["evil.txt".to_string()]);
+        let commit = capture.commit.expect("the change is committed");
+        assert_eq!(
+            sh_git(&repo, &["rev-parse", "refs/heads/codencer/r/1/1"]),
+            commit
+        );
+        // The user's branch, index and checkout are untouched.
+        assert_eq!(sh_git(&repo, &["rev-parse", "refs/heads/main"]), base);
+        assert_eq!(sh_git(&repo, &["status", "--porcelain"]), "");
+        assert!(!tree.admin.join("config.worktree").exists());
+        assert_eq!(
+            std::fs::read_to_string(tree.worktree.join(".git")).unwrap(),
+            format!("gitdir: {}\n", tree.admin.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn capture_keeps_what_the_executor_committed_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_repo, tree, base) = repo_with_attempt(tmp.path()).await;
+        std::fs::write(tree.worktree.join("b.txt"), "b\n").unwrap();
+        sh_git(&tree.worktree, &["add", "-A"]);
+        sh_git(&tree.worktree, &["commit", "-q", "-m", "by the executor"]);
+        let own = sh_git(&tree.worktree, &["rev-parse", "HEAD"]);
+
+        let capture = capture(&tree, &base, "m").await.unwrap();
+
+        // Nothing left to stage: the branch stays at the executor's own commit.
+        assert_eq!(capture.commit.as_deref(), Some(own.as_str()));
+        assert_eq!(capture.files, vec!["b.txt".to_string()]);
+        assert!(String::from_utf8_lossy(&capture.diff).contains("+b"));
+    }
+
+    #[tokio::test]
+    async fn capture_of_an_untouched_worktree_makes_no_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_repo, tree, base) = repo_with_attempt(tmp.path()).await;
+        let capture = capture(&tree, &base, "m").await.unwrap();
+        assert_eq!(capture, Capture::default());
+        assert_eq!(
+            AttemptTree::find(&tmp.path().join("repo"), &tree.worktree, &tree.branch)
+                .await
+                .unwrap(),
+            tree
+        );
     }
 }

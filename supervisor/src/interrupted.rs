@@ -40,7 +40,11 @@ pub(crate) async fn close(
     );
     let (capture, lost) = if worktree.join(".git").exists() {
         clear_stale_index_lock(worktree);
-        match git::capture(worktree, repo, &attempt.base_commit, &message).await {
+        let captured = match git::AttemptTree::find(repo, worktree, &attempt.branch).await {
+            Ok(tree) => git::capture(&tree, &attempt.base_commit, &message).await,
+            Err(err) => Err(err),
+        };
+        match captured {
             Ok(capture) => (Some(capture), None),
             Err(err) => (
                 None,

@@ -31,6 +31,9 @@ pub struct TaskSpec {
     pub workspace: PathBuf,
     /// Ref the first step branches from; `HEAD` when not given.
     pub base: String,
+    /// The commit `base` named when the TaskSpec was validated: the run starts from it.
+    #[serde(skip)]
+    pub base_commit: Option<String>,
     pub executor: String,
     pub policy: Option<String>,
     pub steps: Vec<StepSpec>,

@@ -78,6 +78,35 @@ fn run_never_touches_the_users_checkout() {
 }
 
 #[test]
+fn hostile_executor_cannot_steer_the_capture_into_the_users_branch() {
+    let sb = Sandbox::new();
+    let repo = sb.repo();
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    // Everything the executor may still write that decides where git commits: HEAD onto
+    // the user's branch, a detached HEAD, a per-worktree config; and an attempt at the
+    // `.git` link itself, which the sandbox keeps read-only.
+    let path = sb.spec(
+        "spec.yaml",
+        &format!(
+            "task:\n  name: h\n  workspace: {r}\n  executor: shell\n  command: 'git symbolic-ref HEAD refs/heads/main; printf \"gitdir: {r}/.git\\\\n\" > .git; echo evil > evil.txt'\n  goal: g\n",
+            r = repo.display()
+        ),
+    );
+    let (out, result) = sb.run_json(&path);
+    assert_eq!(out.code, Some(0), "{out}");
+    let step = &result["steps"][0];
+    assert_eq!(step["files_changed"], serde_json::json!(["evil.txt"]));
+    let branch = step["branch"].as_str().unwrap();
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:evil.txt")]),
+        "evil\n"
+    );
+    // The user's branch, index and checkout are as they were.
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+}
+
+#[test]
 fn two_concurrent_runs_on_one_repo() {
     let sb = Sandbox::new();
     let mk = |name: &str| {

@@ -255,15 +255,18 @@ pub(super) fn validate(
         c.error("task.name", "name", format!("`{}` is not a valid name", task.name),
             "use lowercase letters, digits and dashes, starting with a letter or digit (e.g. `fix-login`)");
     }
-    let workspace = resolve_workspace(&mut c, &task.workspace, base_dir);
     let base = task.base.clone().unwrap_or_else(|| "HEAD".to_string());
-    if let Some(repo) = &workspace
-        && git::resolve_commit_blocking(repo, &base).is_none()
+    let repo = resolve_workspace(&mut c, &task.workspace, base_dir, &base);
+    if let Some(repo) = &repo
+        && repo.commit.is_none()
     {
         c.error(
             "task.base",
             "base",
-            format!("`{base}` does not name a commit in {}", repo.display()),
+            format!(
+                "`{base}` does not name a commit in {}",
+                repo.toplevel.display()
+            ),
             "give an existing branch, tag or commit (or omit `base` to use HEAD)",
         );
     }
@@ -323,7 +326,8 @@ pub(super) fn validate(
         origin: origin.to_string(),
         text: text.to_string(),
         name: task.name,
-        workspace: workspace.unwrap_or_default(),
+        base_commit: repo.as_ref().and_then(|r| r.commit.clone()),
+        workspace: repo.map(|r| r.toplevel).unwrap_or_default(),
         base,
         executor: task.executor,
         policy: task.policy,
@@ -422,7 +426,13 @@ fn check_command(c: &mut Checker<'_>, field: &str, step: &StepSpec) {
     }
 }
 
-fn resolve_workspace(c: &mut Checker<'_>, workspace: &str, base_dir: &Path) -> Option<PathBuf> {
+/// The workspace's repository, and the commit `base` names there (from one git process).
+fn resolve_workspace(
+    c: &mut Checker<'_>,
+    workspace: &str,
+    base_dir: &Path,
+    base: &str,
+) -> Option<git::RepoFacts> {
     let path = expand_home(workspace);
     let path = if path.is_relative() {
         base_dir.join(path)
@@ -434,8 +444,8 @@ fn resolve_workspace(c: &mut Checker<'_>, workspace: &str, base_dir: &Path) -> O
             "point `workspace` at a git repository (relative paths resolve against the TaskSpec's directory)");
         return None;
     }
-    match git::toplevel_blocking(&path) {
-        Some(top) => Some(top),
+    match git::inspect_blocking(&path, base) {
+        Some(facts) => Some(facts),
         None => {
             c.error("task.workspace", "workspace", format!("`{}` is not a git repository", path.display()),
                 "run `git init` and commit there first, or point `workspace` at an existing repository");
