@@ -30,8 +30,10 @@ if ! command -v bwrap >/dev/null; then
 fi
 
 # WORKER=/path/to/codencer-worker skips the build (e.g. when benchmarking as another user).
+# The worker is linked statically, as scripts/build-release.sh ships it (no dynamic loader
+# on every spawn).
 if [[ -z "${WORKER:-}" ]]; then
-    cargo build -q --release -p codencer-worker >&2
+    cargo rustc -q --release -p codencer-worker --bin codencer-worker -- -C target-feature=+crt-static >&2
 fi
 worker=${WORKER:-"$CARGO_TARGET_DIR/release/codencer-worker"}
 

@@ -1,7 +1,9 @@
 //! Confinement mechanics, called by `codencer-worker` in a single-threaded process.
 //!
-//! The order matters and is the worker's: [`userns`] (outside), cgroups and namespaces,
-//! then in the sandbox's PID 1 [`fs`], [`privs`], [`limits`], [`lock`], [`seccomp`].
+//! The order matters and is the worker's: [`userns`] (user, pid, uts) outside, then fork;
+//! the sandbox's PID 1 builds the view ([`fs`]) while the worker makes the ipc and net
+//! namespaces ([`net`]) and the cgroups ([`limits`]) and hands them over; PID 1 joins them,
+//! then [`privs`], [`limits`] (rlimits), [`lock`], [`seccomp`].
 
 pub mod fs;
 pub mod limits;

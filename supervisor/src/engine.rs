@@ -46,10 +46,17 @@ impl Engine {
             .map_err(|e| SupervisorError::io("resolve the state directory", state_dir, e))?;
         std::fs::create_dir_all(state_dir)
             .map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
+        // The host probe creates namespaces in a child process (a few ms): overlap it with
+        // opening the store.
+        let probe = std::thread::spawn(codencer_sandbox::probe_host);
         let store = Arc::new(Store::open(state_dir)?);
         let recorder = Recorder::new(store, actor);
         let worker = crate::context::worker_binary()?;
-        let host = crate::context::host_layers(&codencer_sandbox::probe_host());
+        let host = crate::context::host_layers(
+            &probe
+                .join()
+                .map_err(|_| SupervisorError::Infrastructure("the host probe panicked".into()))?,
+        );
         let (policy, _) = Actor::spawn(
             None,
             PolicyActor,

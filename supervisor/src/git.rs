@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn numstat_and_patch_split_at_the_empty_record() {
-        let out = b"2\t1\tf.txt\01\t0\tsp ace\0\0diff --git a/f.txt b/f.txt\n\0binary\0";
+        let out = b"2\t1\tf.txt\x001\t0\tsp ace\0\0diff --git a/f.txt b/f.txt\n\0binary\0";
         let (files, ins, del, patch) = split_numstat_patch(out);
         assert_eq!(files, vec!["f.txt".to_string(), "sp ace".to_string()]);
         assert_eq!((ins, del), (3, 1));

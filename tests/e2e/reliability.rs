@@ -127,10 +127,11 @@ fn sigterm_kills_the_attempt_once_the_grace_period_is_over() {
 fn supervisor_sigkill_takes_the_sandbox_with_it_and_resume_loses_nothing() {
     let sb = Sandbox::new();
     let marker = "53.4321";
+    // kept.txt appears whole (renamed into place): the test kills as soon as it exists.
     let spec = spec(
         &sb,
         &[&format!(
-            "if [ $CODENCER_ATTEMPT = 1 ]; then echo kept > kept.txt; sleep {marker}; fi; echo done > done.txt"
+            "if [ $CODENCER_ATTEMPT = 1 ]; then echo kept > kept.tmp && mv kept.tmp kept.txt; sleep {marker}; fi; echo done > done.txt"
         )],
     );
     let mut child = start(&sb, &["run", spec.to_str().unwrap()]);

@@ -178,8 +178,49 @@ fn git_hooks_and_config_not_writable() {
             .unwrap()
             .contains("hooksPath")
     );
-    let log = codencer_tests::git(&fx.path("repo"), &["log", "--oneline", "attempt"]);
+    let log = codencer_tests::git(
+        &fx.path("repo"),
+        &["log", "--oneline", crate::harness::ATTEMPT_BRANCH],
+    );
     assert!(log.contains("change"), "commit visible outside: {log}");
+}
+
+#[test]
+fn git_links_and_other_branches_not_writable() {
+    let fx = Fixture::new();
+    let git = fx.path("repo/.git");
+    let main_before = codencer_tests::git(&fx.path("repo"), &["rev-parse", "main"]);
+    let link_before = std::fs::read_to_string(fx.path("wt/.git")).unwrap();
+    let out = fx.run(&format!(
+        "echo 'gitdir: {g}' > .git && echo LINK-WRITTEN; rm -f .git && echo LINK-REMOVED; \
+         echo ../../.. > {g}/worktrees/wt/commondir && echo COMMONDIR-WRITTEN; \
+         git update-ref refs/heads/main HEAD~0 2>/dev/null && echo MAIN-MOVED; \
+         git branch -f other HEAD 2>/dev/null && echo OTHER-MOVED; \
+         echo change >> app.txt && git commit -qam change && echo COMMITTED",
+        g = git.display()
+    ));
+    out.ok()
+        .never("LINK-WRITTEN")
+        .never("LINK-REMOVED")
+        .never("COMMONDIR-WRITTEN")
+        .never("MAIN-MOVED")
+        .never("OTHER-MOVED")
+        .expect(&["COMMITTED"]);
+    // Outside: the user's branch and the link are as they were; the commit is on the
+    // worktree's own branch.
+    assert_eq!(
+        codencer_tests::git(&fx.path("repo"), &["rev-parse", "main"]),
+        main_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.path("wt/.git")).unwrap(),
+        link_before
+    );
+    let log = codencer_tests::git(
+        &fx.path("repo"),
+        &["log", "--oneline", crate::harness::ATTEMPT_BRANCH],
+    );
+    assert!(log.contains("change"), "{log}");
 }
 
 #[test]

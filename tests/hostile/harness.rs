@@ -53,6 +53,10 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
 }
 
+/// The worktree's branch, named like the supervisor's (`codencer/<run>/<step>/<attempt>`):
+/// its ref directory is the only writable one.
+pub const ATTEMPT_BRANCH: &str = "codencer/run/1/1";
+
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::Builder::new()
@@ -66,7 +70,10 @@ impl Fixture {
         std::fs::write(repo.join("app.txt"), "line 1\n").unwrap();
         git(&repo, &["add", "."]);
         git(&repo, &["commit", "-q", "-m", "initial"]);
-        git(&repo, &["worktree", "add", "-q", "../wt", "-b", "attempt"]);
+        git(
+            &repo,
+            &["worktree", "add", "-q", "../wt", "-b", ATTEMPT_BRANCH],
+        );
         git(
             &repo,
             &["worktree", "add", "-q", "../other-wt", "-b", "other"],
@@ -102,6 +109,7 @@ impl Fixture {
     pub fn spec(&self, script: &str) -> ExecSpec {
         let mut sandbox = SandboxSpec::new(self.wt());
         sandbox.git_dirs = vec![self.path("repo/.git")];
+        sandbox.git_branch = Some(ATTEMPT_BRANCH.to_owned());
         sandbox.read_only = vec![probe().to_owned()];
         ExecSpec {
             argv: vec!["/bin/bash".into(), "-c".into(), script.into()],

@@ -8,7 +8,10 @@ fn git_status_diff_commit() {
     let out = fx.run("echo more >> app.txt && echo new > new.txt && git status --short && git diff --stat && git add -A && git commit -qm work && git log --oneline | head -2");
     out.ok()
         .expect(&[" M app.txt", "?? new.txt", "1 file changed", "work"]);
-    let log = codencer_tests::git(&fx.path("repo"), &["log", "--oneline", "attempt"]);
+    let log = codencer_tests::git(
+        &fx.path("repo"),
+        &["log", "--oneline", crate::harness::ATTEMPT_BRANCH],
+    );
     assert!(log.contains("work"));
 }
 

@@ -17,7 +17,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::exec::{self, Prepared};
 use crate::outer::handled_signals;
-use crate::proto::{chain, fail, refused, send};
+use crate::proto::{Handoff, chain, fail, recv_handoff, refused, send};
 
 /// Everything PID 1 inherits from the worker.
 #[derive(Debug)]
@@ -25,10 +25,10 @@ pub struct Init {
     pub exec: ExecSpec,
     pub userns: bool,
     pub outside_root: bool,
-    pub cgroup: Cgroup,
     pub layers: Vec<LayerReport>,
     pub status: OwnedFd,
-    pub alive: OwnedFd,
+    /// The worker's hand-off (see [`Handoff`]); its hang-up means the worker died.
+    pub handoff: OwnedFd,
 }
 
 /// Runs PID 1; never returns.
@@ -36,7 +36,7 @@ pub fn run(mut init: Init) -> ! {
     // Die with the worker. The pipe check closes the race with a worker that died before
     // the prctl.
     let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    let mut fds = [PollFd::new(init.alive.as_fd(), PollFlags::empty())];
+    let mut fds = [PollFd::new(init.handoff.as_fd(), PollFlags::empty())];
     let _ = poll(&mut fds, PollTimeout::ZERO);
     if fds[0]
         .revents()
@@ -85,24 +85,39 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     nix::unistd::chdir(&init.exec.cwd)
         .map_err(|e| fail(&format!("chdir {}", init.exec.cwd.display()), &e))?;
     let _ = nix::unistd::setsid();
-    wait_for_cgroup(&init.alive, &mut init.cgroup, init.userns)?;
+    let (cgroup, namespaces_error) = join_worker_setup(&init.handoff, init.userns)?;
+    // Without the late namespaces the sandbox has no network namespace of its own.
+    let netns = init.userns && namespaces_error.is_none();
+    if let Some(why) = namespaces_error {
+        for l in report
+            .layers
+            .iter_mut()
+            .filter(|l| l.layer == Layer::Namespaces)
+        {
+            *l = layer(
+                Layer::Namespaces,
+                Enforcement::Partial,
+                format!("user, mount, pid, uts, cgroup; no ipc or net namespace: {why}"),
+            );
+        }
+    }
     if init.userns {
         privs::lock_down().map_err(|e| fail("privileges", &e))?;
     } else {
         prctl::set_no_new_privs().map_err(|e| fail("no_new_privs", &e))?;
         let _ = prctl::set_dumpable(false);
     }
-    report.limits = limits::apply_rlimits(&spec.limits, &init.cgroup, init.outside_root)
+    report.limits = limits::apply_rlimits(&spec.limits, &cgroup, init.outside_root)
         .map_err(|e| fail("limits", &e))?;
     let program = seccomp::build().map_err(|e| fail("seccomp", &e))?;
     let privileges = privs::drop_remaining_caps().map_err(|e| fail("capabilities", &e))?;
-    report.layers.push(restrict(&view, spec, init.userns));
+    report.layers.push(restrict(&view, spec, netns));
     report
         .layers
         .push(seccomp::apply(&program).map_err(|e| fail("seccomp", &e))?);
     report.layers.push(privileges);
     report.layers.push(limits_layer(report));
-    report.layers.push(network_layer(init));
+    report.layers.push(network_layer(init, netns));
     report
         .layers
         .sort_by_key(|l| Layer::ALL.iter().position(|x| *x == l.layer));
@@ -121,25 +136,30 @@ fn setup(init: &mut Init, report: &mut WorkerReport) -> Result<Prepared, String>
     exec::prepare(&init.exec)
 }
 
-/// Waits for the worker to have moved us into the sandbox's v2 cgroups (`G`), moves
-/// ourselves into the v1 ones, then roots a cgroup namespace there. EOF means the worker died.
-fn wait_for_cgroup(alive: &OwnedFd, cgroup: &mut Cgroup, userns: bool) -> Result<(), String> {
-    let mut byte = [0u8; 1];
-    loop {
-        match nix::unistd::read(alive, &mut byte) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Ok(1) if byte[0] == b'G' => break,
-            Ok(1) => return Err("the worker could not move the sandbox into its cgroup".into()),
-            _ => std::process::exit(1),
-        }
-    }
+/// Waits for the worker's hand-off (the cgroups made, PID 1 moved into the v2 ones, the
+/// ipc and net namespaces made), moves ourselves into the v1 cgroups, joins the
+/// namespaces, then roots a cgroup namespace there. Returns the cgroups (for the limits)
+/// and why the ipc/net namespaces are missing, if they are. EOF means the worker died.
+fn join_worker_setup(handoff: &OwnedFd, userns: bool) -> Result<(Cgroup, Option<String>), String> {
+    let Some(handoff) = recv_handoff(handoff.as_fd()) else {
+        std::process::exit(1)
+    };
+    let (mut cgroup, namespaces, namespaces_error) = match handoff {
+        Handoff::Refused(err) => return Err(err),
+        Handoff::Ready {
+            cgroup,
+            namespaces,
+            namespaces_error,
+        } => (cgroup, namespaces, namespaces_error),
+    };
     cgroup
         .join_self()
         .map_err(|e| fail("joining the sandbox's cgroups", &e))?;
+    userns::join(&namespaces).map_err(|e| fail("joining the sandbox's namespaces", &e))?;
     if userns {
         let _ = userns::unshare_cgroup();
     }
-    Ok(())
+    Ok((cgroup, namespaces_error))
 }
 
 fn restrict(view: &View, spec: &SandboxSpec, netns: bool) -> LayerReport {
@@ -168,8 +188,8 @@ fn limits_layer(report: &WorkerReport) -> LayerReport {
     }
 }
 
-fn network_layer(init: &Init) -> LayerReport {
-    match (&init.exec.sandbox.network, init.userns) {
+fn network_layer(init: &Init, netns: bool) -> LayerReport {
+    match (&init.exec.sandbox.network, netns) {
         (_, false) => layer(
             Layer::Network,
             Enforcement::NotEnforced,

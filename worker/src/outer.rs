@@ -1,5 +1,6 @@
-//! The worker outside the sandbox: reads the spec, creates cgroups and namespaces, forks
-//! the sandbox's PID 1, relays its reports, forwards signals, cleans up.
+//! The worker outside the sandbox: reads the spec, creates the namespaces, forks the
+//! sandbox's PID 1, then (while PID 1 builds the view) the ipc/net namespaces and cgroups
+//! PID 1 joins; relays its reports, forwards signals, cleans up.
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -8,19 +9,20 @@ use std::process::ExitCode;
 use codencer_sandbox::confine::limits::Cgroup;
 use codencer_sandbox::confine::{layer, net, privs, userns};
 use codencer_sandbox::{
-    Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, NetworkSpec, WorkerReport,
-    signaled,
+    Denial, DenialKind, Enforcement, ExecSpec, ExitStatus, Layer, NetworkSpec, SandboxSpec,
+    WorkerReport, signaled,
 };
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 use crate::bridge::Bridge;
 use crate::init::{self, Init};
-use crate::proto::{chain, fail, refused, report_fd, send};
+use crate::proto::{chain, fail, refused, report_fd, send, send_handoff};
 
 /// Signals the worker and PID 1 handle synchronously (blocked, read via signalfd/sigwait).
 pub fn handled_signals() -> SigSet {
@@ -89,12 +91,9 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
         .map_err(|e| fail("blocking signals", &e))?;
     let spec = &exec.sandbox;
     let outside_root = nix::unistd::getuid().is_root();
-    let cgroup = Cgroup::create(&spec.limits, &std::process::id().to_string());
     let host_net = matches!(spec.network, NetworkSpec::Host);
     let mut layers = Vec::new();
-    let userns = match userns::enter_user_namespace(spec)
-        .and_then(|()| userns::unshare_namespaces(host_net))
-    {
+    let userns = match userns::enter_user_namespace(spec).and_then(|()| userns::unshare_pid_uts()) {
         Ok(()) => true,
         Err(err) => {
             let needed = [Layer::Namespaces, Layer::Filesystem, Layer::Network]
@@ -102,19 +101,8 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                 .filter(|l| spec.requires(*l))
                 .map(Layer::name)
                 .collect::<Vec<_>>();
-            let bridged =
-                matches!(spec.network, NetworkSpec::Proxy { .. }) || !spec.forwards.is_empty();
-            if !needed.is_empty() || !host_net && bridged {
-                cgroup.remove();
-                return Err(format!(
-                    "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
-                    chain(&err),
-                    if needed.is_empty() {
-                        "the network proxy and forwards".to_owned()
-                    } else {
-                        needed.join(", ")
-                    }
-                ));
+            if !needed.is_empty() || !host_net && bridged(spec) {
+                return Err(namespaces_refusal(&err, &needed));
             }
             layers.push(layer(
                 Layer::Namespaces,
@@ -125,10 +113,6 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
         }
     };
     if userns {
-        if !host_net && let Err(err) = net::loopback_up() {
-            cgroup.remove();
-            return Err(fail("bringing loopback up", &err));
-        }
         let _ = nix::unistd::sethostname(&spec.hostname);
         layers.push(layer(
             Layer::Namespaces,
@@ -144,58 +128,123 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
             },
         ));
     }
-    let mut bridges = Vec::new();
-    if userns {
-        if let NetworkSpec::Proxy { unix_socket, port } = &spec.network {
-            let addr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
-            bridges.push(Bridge::listen(unix_socket, addr).map_err(|e| fail("proxy bridge", &e))?);
-        }
-        for forward in &spec.forwards {
-            let bridge = Bridge::listen(&forward.unix_socket, forward.addr)
-                .map_err(|e| fail(&format!("forward {}", forward.addr), &e))?;
-            bridges.push(bridge);
-        }
-    }
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
-    let (alive_r, alive_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| fail("pipe", &e))?;
+    let (handoff, handoff_init) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| fail("socketpair", &e))?;
     let init = Init {
         exec,
         userns,
         outside_root,
-        cgroup,
         layers,
         status: status_w,
-        alive: alive_r,
+        handoff: handoff_init,
     };
     // SAFETY: the worker is single-threaded, so the child may do anything after fork.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => init::run(init),
         Ok(ForkResult::Parent { child }) => {
             let Init {
-                mut cgroup,
+                exec,
                 status,
-                alive,
+                handoff: handoff_init,
                 ..
             } = init;
-            drop((status, alive));
-            // Overlaps the slow cgroup migration with PID 1 building the view.
-            let go: &[u8] = match cgroup.attach(child.as_raw() as u32) {
-                Ok(()) => b"G",
-                Err(_) => b"F",
-            };
-            let _ = nix::unistd::write(&alive_w, go);
+            drop((status, handoff_init));
+            // PID 1 is building the view (1-2 ms, on the other core if there is one):
+            // meanwhile the slow namespaces and the cgroups, which it joins afterwards.
+            let mut namespaces = Vec::new();
+            let mut bridges = Vec::new();
+            let mut cgroup = Cgroup::default();
+            let outcome = late_namespaces(&exec.sandbox, userns, &mut namespaces, &mut bridges)
+                .and_then(|note| {
+                    cgroup = Cgroup::create(&exec.sandbox.limits, &std::process::id().to_string());
+                    cgroup
+                        .attach(child.as_raw() as u32)
+                        .map_err(|e| fail("moving the sandbox into its cgroup", &e))?;
+                    Ok(note)
+                });
+            send_handoff(
+                handoff.as_fd(),
+                &cgroup,
+                &namespaces,
+                outcome
+                    .as_ref()
+                    .map(Option::as_deref)
+                    .map_err(String::as_str),
+            );
+            drop(namespaces);
             if let Ok(pidfd) = codencer_sandbox::pidfd_open(child.as_raw() as u32) {
                 crate::proto::send_pidfd(report_fd(), &pidfd);
             }
             Ok(supervise(
-                child, status_r, alive_w, cgroup, &signals, bridges,
+                child, status_r, handoff, cgroup, &signals, bridges,
             ))
         }
+        Err(err) => Err(fail("fork", &err)),
+    }
+}
+
+fn bridged(spec: &SandboxSpec) -> bool {
+    matches!(spec.network, NetworkSpec::Proxy { .. }) || !spec.forwards.is_empty()
+}
+
+fn namespaces_refusal(err: &dyn std::error::Error, needed: &[&str]) -> String {
+    format!(
+        "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
+        chain(err),
+        if needed.is_empty() {
+            "the network proxy and forwards".to_owned()
+        } else {
+            needed.join(", ")
+        }
+    )
+}
+
+/// The ipc and net namespaces (loopback up, the bridges listening inside), made after the
+/// fork for PID 1 to join. `Ok(Some(why))`: they could not be made and nothing requires
+/// them (PID 1 reports the namespaces layer partial and the network not enforced).
+fn late_namespaces(
+    spec: &SandboxSpec,
+    userns: bool,
+    namespaces: &mut Vec<OwnedFd>,
+    bridges: &mut Vec<Bridge>,
+) -> Result<Option<String>, String> {
+    if !userns {
+        return Ok(None);
+    }
+    let host_net = matches!(spec.network, NetworkSpec::Host);
+    match userns::unshare_ipc_net(host_net) {
+        Ok(fds) => *namespaces = fds,
         Err(err) => {
-            init.cgroup.remove();
-            Err(fail("fork", &err))
+            let needed = [Layer::Namespaces, Layer::Network]
+                .into_iter()
+                .filter(|l| spec.requires(*l))
+                .map(Layer::name)
+                .collect::<Vec<_>>();
+            if !needed.is_empty() || !host_net && bridged(spec) {
+                return Err(namespaces_refusal(&err, &needed));
+            }
+            return Ok(Some(chain(&err)));
         }
     }
+    if !host_net {
+        net::loopback_up().map_err(|e| fail("bringing loopback up", &e))?;
+    }
+    if let NetworkSpec::Proxy { unix_socket, port } = &spec.network {
+        let addr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
+        bridges.push(Bridge::listen(unix_socket, addr).map_err(|e| fail("proxy bridge", &e))?);
+    }
+    for forward in &spec.forwards {
+        let bridge = Bridge::listen(&forward.unix_socket, forward.addr)
+            .map_err(|e| fail(&format!("forward {}", forward.addr), &e))?;
+        bridges.push(bridge);
+    }
+    Ok(None)
 }
 
 /// Relays PID 1's reports, forwards signals, bridges proxy connections, and writes the
@@ -203,7 +252,7 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
 fn supervise(
     init_pid: Pid,
     status: OwnedFd,
-    _alive: OwnedFd,
+    _handoff: OwnedFd,
     mut cgroup: Cgroup,
     signals: &SigSet,
     bridges: Vec<Bridge>,

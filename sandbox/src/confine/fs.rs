@@ -1,16 +1,19 @@
 //! The filesystem view: a tmpfs root filled with bind mounts, then `pivot_root`.
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
 use nix::unistd::{chdir, pivot_root};
 
 use super::mount::{
     ATTR_NODEV, ATTR_NOSUID, ATTR_RDONLY, bind_fd, build_dev, hide, make_mount_point, mount_err,
-    mount_tmpfs, set_attrs, write_file,
+    mount_tmpfs, set_attrs,
 };
 use crate::error::SandboxError;
 use crate::spec::SandboxSpec;
@@ -158,14 +161,27 @@ impl Plan {
     }
 
     /// An `/etc` entry: small files are copied (cheaper than a mount), directories bound
-    /// read-only. Symlinks are followed (e.g. resolv.conf into /run).
+    /// read-only. Symlinks are followed (e.g. resolv.conf into /run). One open, one fstat
+    /// and one read per file: this runs for every entry of every sandbox.
     fn etc(&mut self, name: &str) -> Result<(), SandboxError> {
         let path = Path::new("/etc").join(name);
-        let Ok(meta) = std::fs::metadata(&path) else {
+        // Non-blocking and no controlling tty: opening must have no effect even if an
+        // entry is a fifo or a device.
+        let Ok(file) = File::options()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+        else {
             return Ok(());
         };
+        let meta = file
+            .metadata()
+            .map_err(|e| SandboxError::sys(format!("stat {}", path.display()), e))?;
         if meta.is_file() && meta.len() <= MAX_COPIED_ETC_FILE {
-            let content = std::fs::read(&path)
+            let mut content = Vec::with_capacity(meta.len() as usize);
+            (&file)
+                .take(meta.len())
+                .read_to_end(&mut content)
                 .map_err(|e| SandboxError::sys(format!("reading {}", path.display()), e))?;
             self.entries.push(Entry {
                 target: path,
@@ -173,7 +189,8 @@ impl Plan {
             });
             return Ok(());
         }
-        self.bind_at(&path, &path, false, false)
+        self.push_bind(file.into(), meta.is_dir(), &path, false, false);
+        Ok(())
     }
 
     fn tmpfs(&mut self, target: &Path, mode: u32) {
@@ -206,6 +223,11 @@ impl Plan {
             .metadata()
             .map_err(|e| SandboxError::sys(format!("stat {}", source.display()), e))?
             .is_dir();
+        self.push_bind(file.into(), dir, target, writable, record);
+        Ok(())
+    }
+
+    fn push_bind(&mut self, fd: OwnedFd, dir: bool, target: &Path, writable: bool, record: bool) {
         let mut attrs = ATTR_NOSUID | ATTR_NODEV;
         if !writable {
             attrs |= ATTR_RDONLY;
@@ -220,17 +242,15 @@ impl Plan {
         }
         self.entries.push(Entry {
             target: target.to_owned(),
-            kind: Kind::Bind {
-                fd: file.into(),
-                dir,
-                attrs,
-            },
+            kind: Kind::Bind { fd, dir, attrs },
         });
-        Ok(())
     }
 
-    /// The worktree's git metadata: the common dir read-only, what a commit writes
-    /// writable, the other worktrees' admin dirs hidden, hooks and config read-only.
+    /// The worktree's git metadata: the common dir read-only; writable only what a commit
+    /// on the worktree's own branch writes (objects, the branch's ref and log directories,
+    /// the worktree's admin dir); the links that say which repository and branch this is
+    /// (the worktree's `.git`, the admin dir's `commondir` and `gitdir`) read-only; the
+    /// other worktrees' admin dirs hidden; hooks and config read-only.
     fn git(&mut self, spec: &SandboxSpec, worktree: &Path) -> Result<(), SandboxError> {
         let dot_git = worktree.join(".git");
         if dot_git.is_dir() {
@@ -245,13 +265,24 @@ impl Plan {
             .ok()
             .and_then(|s| s.strip_prefix("gitdir:").map(|p| PathBuf::from(p.trim())))
             .and_then(|p| p.canonicalize().ok());
+        // The branch's own directory below refs/heads (and logs/refs/heads).
+        let branch_dir = spec
+            .git_branch
+            .as_deref()
+            .map(|b| Path::new(b).parent().unwrap_or(Path::new("")).to_owned());
         for git_dir in &spec.git_dirs {
             let common = canonical(git_dir)?;
             self.bind(&common, &common, false)?;
-            for name in ["objects", "refs", "logs"] {
-                let path = common.join(name);
-                if path.is_dir() {
-                    self.bind(&path, &path, true)?;
+            let objects = common.join("objects");
+            if objects.is_dir() {
+                self.bind(&objects, &objects, true)?;
+            }
+            if let Some(dir) = &branch_dir {
+                for base in ["refs/heads", "logs/refs/heads"] {
+                    let path = common.join(base).join(dir);
+                    if path.is_dir() {
+                        self.bind(&path, &path, true)?;
+                    }
                 }
             }
             let worktrees = common.join("worktrees");
@@ -259,6 +290,15 @@ impl Plan {
                 self.tmpfs(&worktrees, 0o755);
                 if let Some(admin) = admin.as_ref().filter(|a| a.starts_with(&worktrees)) {
                     self.bind(admin, admin, true)?;
+                    for name in ["commondir", "gitdir"] {
+                        let path = admin.join(name);
+                        if path.is_file() {
+                            self.bind_at(&path, &path, false, false)?;
+                        }
+                    }
+                    if dot_git.is_file() {
+                        self.bind_at(&dot_git, &dot_git, false, false)?;
+                    }
                 }
             }
         }
@@ -278,6 +318,14 @@ impl Plan {
         .map_err(|e| mount_err(Path::new("/"), e))?;
         let stage = Path::new(STAGE);
         mount_tmpfs(stage, 0o755, self.tmpfs_bytes)?;
+        // /etc's copied files are written through one descriptor of the staged directory.
+        let etc = staged(Path::new("/etc"));
+        make_mount_point(&etc, true)?;
+        let etc_dir = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&etc)
+            .map_err(|e| SandboxError::sys(format!("opening {}", etc.display()), e))?;
         for entry in &self.entries {
             let target = staged(&entry.target);
             match &entry.kind {
@@ -293,10 +341,7 @@ impl Plan {
                     }
                 }
                 Kind::File(content) => {
-                    make_mount_point(&target, false)?;
-                    std::fs::write(&target, content).map_err(|e| {
-                        SandboxError::sys(format!("writing {}", target.display()), e)
-                    })?;
+                    write_new(&etc_dir, &entry.target, content)?;
                     continue;
                 }
                 Kind::Symlink(to) => {
@@ -320,10 +365,9 @@ impl Plan {
         )
         .map_err(|e| mount_err(&proc_dir, e))?;
         view.read_only.push(PathBuf::from("/proc"));
-        let etc = staged(Path::new("/etc"));
-        make_mount_point(&etc, true)?;
-        write_file(&etc.join("passwd"), &self.passwd)?;
-        write_file(&etc.join("group"), &self.group)?;
+        write_new(&etc_dir, Path::new("/etc/passwd"), self.passwd.as_bytes())?;
+        write_new(&etc_dir, Path::new("/etc/group"), self.group.as_bytes())?;
+        drop(etc_dir);
         for hidden in &self.hidden {
             hide(&staged(hidden), &staged(Path::new("/dev/null")))?;
         }
@@ -355,6 +399,23 @@ pub fn host_view(spec: &SandboxSpec) -> View {
         list_only: Vec::new(),
         mounts: 0,
     }
+}
+
+/// Creates the file named like `path` in the staged `/etc` (`etc_dir`) with `content`:
+/// open, write, close.
+fn write_new(etc_dir: &File, path: &Path, content: &[u8]) -> Result<(), SandboxError> {
+    let err = |e: nix::Error| SandboxError::sys(format!("writing {}", path.display()), e);
+    let name = path.file_name().unwrap_or(path.as_os_str());
+    let fd = nix::fcntl::openat(
+        etc_dir,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(err)?;
+    File::from(fd)
+        .write_all(content)
+        .map_err(|e| SandboxError::sys(format!("writing {}", path.display()), e))
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, SandboxError> {

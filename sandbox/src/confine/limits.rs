@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{OFlag, open};
@@ -21,19 +21,20 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 struct Dir {
     parent: OwnedFd,
     name: String,
-    /// v1: the `tasks` file, written `0` by the sandbox's PID 1 itself; v2: `cgroup.procs`,
-    /// written with PID 1's pid by the worker.
-    procs: File,
-    /// Joined by PID 1 moving itself (v1), not by the worker moving it (v2).
-    self_join: bool,
+    /// v2: `cgroup.procs`, written with PID 1's pid by the worker (v1 hierarchies are
+    /// joined by PID 1 itself, through [`Cgroup::tasks`]).
+    procs: Option<File>,
     events: Vec<(File, &'static str, DenialKind)>,
 }
 
-/// The sandbox's cgroups, created before the user namespace (with the caller's real
-/// credentials) and joined by the sandbox's PID 1.
+/// The sandbox's cgroups, created by the worker (in the sandbox's user namespace, where
+/// the caller's uid owns what it owned outside) while the sandbox's PID 1 builds the view,
+/// and joined by PID 1.
 #[derive(Debug, Default)]
 pub struct Cgroup {
     dirs: Vec<Dir>,
+    /// v1 `tasks` files, written `0` by the sandbox's PID 1 itself.
+    tasks: Vec<File>,
     /// The mechanism that enforces the pids limit, if a cgroup does.
     pub pids: Option<LimitMechanism>,
     /// The mechanism that enforces the memory limit, if a cgroup does.
@@ -47,7 +48,7 @@ impl Cgroup {
         let mut cg = Cgroup::default();
         let name = format!("codencer-{tag}");
         if let Some(max) = limits.pids
-            && let Some(dir) = v1_dir(
+            && let Some((dir, tasks)) = v1_dir(
                 "pids",
                 &name,
                 &[("pids.max", max)],
@@ -55,10 +56,11 @@ impl Cgroup {
             )
         {
             cg.dirs.push(dir);
+            cg.tasks.push(tasks);
             cg.pids = Some(LimitMechanism::CgroupV1);
         }
         if let Some(max) = limits.memory_bytes
-            && let Some(dir) = v1_dir(
+            && let Some((dir, tasks)) = v1_dir(
                 "memory",
                 &name,
                 &[("memory.limit_in_bytes", max)],
@@ -66,13 +68,15 @@ impl Cgroup {
             )
         {
             cg.dirs.push(dir);
+            cg.tasks.push(tasks);
             cg.memory = Some(LimitMechanism::CgroupV1);
         }
         let want_pids = limits.pids.filter(|_| cg.pids.is_none());
         let want_mem = limits.memory_bytes.filter(|_| cg.memory.is_none());
         if (want_pids.is_some() || want_mem.is_some())
-            && let Some((dir, pids, mem)) = v2_dir(&name, want_pids, want_mem)
+            && let Some((mut dir, procs, pids, mem)) = v2_dir(&name, want_pids, want_mem)
         {
+            dir.procs = Some(procs);
             cg.dirs.push(dir);
             if pids {
                 cg.pids = Some(LimitMechanism::CgroupV2);
@@ -89,8 +93,11 @@ impl Cgroup {
     /// threadgroup rwsem; 5-16 ms here unless cgroups are mounted with `favordynmods`), so
     /// the worker does it while the sandbox's PID 1 is busy building the view.
     pub fn attach(&mut self, pid: u32) -> Result<(), SandboxError> {
-        for dir in self.dirs.iter_mut().filter(|d| !d.self_join) {
-            dir.procs
+        for dir in &mut self.dirs {
+            let Some(procs) = &mut dir.procs else {
+                continue;
+            };
+            procs
                 .write_all(pid.to_string().as_bytes())
                 .map_err(|e| SandboxError::sys(format!("joining cgroup {}", dir.name), e))?;
         }
@@ -103,12 +110,32 @@ impl Cgroup {
     /// single-threaded process (the sandbox's PID 1): its one thread is the whole process,
     /// and every process it forks afterwards starts in these cgroups.
     pub fn join_self(&mut self) -> Result<(), SandboxError> {
-        for dir in self.dirs.iter_mut().filter(|d| d.self_join) {
-            dir.procs
+        for tasks in &mut self.tasks {
+            tasks
                 .write_all(b"0")
-                .map_err(|e| SandboxError::sys(format!("joining cgroup {}", dir.name), e))?;
+                .map_err(|e| SandboxError::sys("joining the sandbox's v1 cgroups", e))?;
         }
         Ok(())
+    }
+
+    /// What the sandbox's PID 1 needs to join the cgroups, for [`Cgroup::joiner`]: which
+    /// limits a cgroup enforces (two bytes) and the v1 `tasks` files.
+    pub fn handoff(&self) -> ([u8; 2], Vec<BorrowedFd<'_>>) {
+        (
+            [mechanism_code(self.pids), mechanism_code(self.memory)],
+            self.tasks.iter().map(AsFd::as_fd).collect(),
+        )
+    }
+
+    /// PID 1's side of [`Cgroup::handoff`]: joins with [`Cgroup::join_self`]; owns no
+    /// directory (the worker removes them).
+    pub fn joiner(code: [u8; 2], tasks: Vec<OwnedFd>) -> Cgroup {
+        Cgroup {
+            dirs: Vec::new(),
+            tasks: tasks.into_iter().map(File::from).collect(),
+            pids: mechanism_from(code[0]),
+            memory: mechanism_from(code[1]),
+        }
     }
 
     /// Denials recorded by the cgroups' event counters.
@@ -151,12 +178,32 @@ impl Cgroup {
     }
 }
 
+fn mechanism_code(mechanism: Option<LimitMechanism>) -> u8 {
+    match mechanism {
+        None => 0,
+        Some(LimitMechanism::CgroupV1) => 1,
+        Some(LimitMechanism::CgroupV2) => 2,
+        Some(LimitMechanism::Rlimit) => 3,
+        Some(LimitMechanism::NotEnforced) => 4,
+    }
+}
+
+fn mechanism_from(code: u8) -> Option<LimitMechanism> {
+    match code {
+        1 => Some(LimitMechanism::CgroupV1),
+        2 => Some(LimitMechanism::CgroupV2),
+        3 => Some(LimitMechanism::Rlimit),
+        4 => Some(LimitMechanism::NotEnforced),
+        _ => None,
+    }
+}
+
 fn v1_dir(
     controller: &str,
     name: &str,
     settings: &[(&str, u64)],
     events: &[(&'static str, &'static str, DenialKind)],
-) -> Option<Dir> {
+) -> Option<(Dir, File)> {
     let root = Path::new(CGROUP_ROOT).join(controller);
     if !root.join("cgroup.procs").exists() || root.join("cgroup.controllers").exists() {
         return None;
@@ -164,7 +211,7 @@ fn v1_dir(
     make_dir(&root, name, settings, events, "tasks")
 }
 
-fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, bool, bool)> {
+fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, File, bool, bool)> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let mount = [CGROUP_ROOT, "/sys/fs/cgroup/unified"]
@@ -190,7 +237,8 @@ fn v2_dir(name: &str, pids: Option<u64>, mem: Option<u64>) -> Option<(Dir, bool,
     if settings.is_empty() {
         return None;
     }
-    make_dir(&parent, name, &settings, &events, "cgroup.procs").map(|d| (d, use_pids, use_mem))
+    make_dir(&parent, name, &settings, &events, "cgroup.procs")
+        .map(|(d, procs)| (d, procs, use_pids, use_mem))
 }
 
 /// Removes `codencer-<pid>` cgroups left behind by workers that were killed outright
@@ -216,7 +264,7 @@ fn make_dir(
     settings: &[(&str, u64)],
     events: &[(&'static str, &'static str, DenialKind)],
     join_file: &str,
-) -> Option<Dir> {
+) -> Option<(Dir, File)> {
     reap_stale(root);
     let parent = open(
         root,
@@ -244,13 +292,13 @@ fn make_dir(
         .iter()
         .filter_map(|(file, key, kind)| File::open(dir.join(file)).ok().map(|f| (f, *key, *kind)))
         .collect();
-    Some(Dir {
+    let dir = Dir {
         parent,
         name: name.to_owned(),
-        procs,
-        self_join: join_file == "tasks",
+        procs: None,
         events,
-    })
+    };
+    Some((dir, procs))
 }
 
 /// Applies the rlimits for the limits no cgroup covers, plus `RLIMIT_CORE=0`, and

@@ -32,13 +32,19 @@ pub(super) fn make_mount_point(path: &Path, dir: bool) -> Result<(), SandboxErro
     if dir {
         return std::fs::create_dir_all(path).map_err(err);
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(err)?;
+    // Usually the parent exists and the file does not: one open.
+    let create = || File::options().write(true).create_new(true).open(path);
+    match create() {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(err)?;
+            }
+            create().map(drop).map_err(err)
+        }
+        Err(e) => Err(err(e)),
     }
-    if path.exists() {
-        return Ok(());
-    }
-    File::create(path).map(drop).map_err(err)
 }
 
 pub(super) fn mount_tmpfs(target: &Path, mode: u32, bytes: u64) -> Result<(), SandboxError> {
@@ -163,9 +169,4 @@ pub(super) fn hide(path: &Path, dev_null: &Path) -> Result<(), SandboxError> {
         .open(dev_null)
         .map_err(|e| SandboxError::sys("opening /dev/null", e))?;
     bind_fd(&null.into(), path, ATTR_RDONLY | ATTR_NOEXEC | ATTR_NOSUID)
-}
-
-pub(super) fn write_file(path: &Path, content: &str) -> Result<(), SandboxError> {
-    std::fs::write(path, content)
-        .map_err(|e| SandboxError::sys(format!("writing {}", path.display()), e))
 }

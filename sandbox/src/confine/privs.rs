@@ -35,11 +35,29 @@ pub fn lock_down() -> Result<(), SandboxError> {
         ));
     }
     caps::clear(None, CapSet::Ambient).map_err(SandboxError::Caps)?;
-    caps::clear(None, CapSet::Bounding).map_err(SandboxError::Caps)?;
+    drop_bounding_set()?;
     caps::clear(None, CapSet::Inheritable).map_err(SandboxError::Caps)?;
     prctl::set_no_new_privs().map_err(|e| SandboxError::sys("PR_SET_NO_NEW_PRIVS", e))?;
     // Not dumpable: the executor cannot ptrace us or read our /proc entries.
     prctl::set_dumpable(false).map_err(|e| SandboxError::sys("PR_SET_DUMPABLE", e))?;
+    Ok(())
+}
+
+/// Drops every capability from the bounding set, up to the last one the kernel knows (it
+/// answers EINVAL past it): one prctl per capability, where the `caps` crate reads each
+/// before dropping it, and only those it knows of.
+fn drop_bounding_set() -> Result<(), SandboxError> {
+    for cap in 0..=u8::MAX {
+        // SAFETY: PR_CAPBSET_DROP takes an integer argument; no memory is passed.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } == 0 {
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        if cap > 0 && err.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(());
+        }
+        return Err(SandboxError::sys(format!("PR_CAPBSET_DROP {cap}"), err));
+    }
     Ok(())
 }
 
