@@ -31,7 +31,8 @@ pub use report::{
     LimitMechanism, LimitReport, WorkerReport,
 };
 pub use spawn::{
-    REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled, spawn_worker,
+    GO_FD, Go, REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled,
+    spawn_worker,
 };
 pub use spec::{ExecSpec, ForwardSpec, Layer, Limits, NetworkSpec, SandboxSpec};
 pub use stale::{StaleWorker, kill_stale_worker};

@@ -17,12 +17,29 @@ use crate::spec::ExecSpec;
 /// so that `wait` returns only when the whole PID namespace is gone.
 pub const REPORT_FD: RawFd = 3;
 
+/// The descriptor a held worker ([`ExecSpec::hold`]) reads its go byte from.
+pub const GO_FD: RawFd = 4;
+
+/// Starts a held worker's process: [`Go::release`]. Dropping it instead makes the worker
+/// start nothing and exit.
+#[derive(Debug)]
+pub struct Go(std::io::PipeWriter);
+
+impl Go {
+    /// Lets the sandbox start its process.
+    pub fn release(mut self) {
+        // A worker that already died shows up in `wait`.
+        let _ = self.0.write_all(b"G");
+    }
+}
+
 /// A running worker. Dropping it does not kill the sandbox; call [`WorkerHandle::kill`].
 #[derive(Debug)]
 pub struct WorkerHandle {
     child: Child,
     report: UnixStream,
     killer: WorkerKiller,
+    go: Option<Go>,
 }
 
 /// Kills a worker (and its whole sandbox) from anywhere, also while another thread is
@@ -68,6 +85,12 @@ impl WorkerHandle {
     /// Kills the whole sandbox (SIGKILL to the worker; its PID namespace dies with it).
     pub fn kill(&self) {
         self.killer.kill();
+    }
+
+    /// The go of a held worker ([`ExecSpec::hold`]); `None` after the first call or when
+    /// the worker was not held.
+    pub fn take_go(&mut self) -> Option<Go> {
+        self.go.take()
     }
 
     /// A cloneable killer usable while another thread waits.
@@ -129,6 +152,13 @@ pub fn spawn_worker(
     // (dup2 of an fd onto itself would keep O_CLOEXEC).
     let report_w = dup_above(report_w.as_raw_fd(), 10)?;
     let report_w_fd = report_w.as_raw_fd();
+    let (go_r, go_w) = if spec.hold {
+        let (r, w) = std::io::pipe().map_err(SandboxError::WorkerIo)?;
+        (Some(dup_above(r.as_raw_fd(), 10)?), Some(w))
+    } else {
+        (None, None)
+    };
+    let go_r_fd = go_r.as_ref().map(AsRawFd::as_raw_fd);
     let mut command = Command::new(worker_bin);
     command
         .env_clear()
@@ -142,6 +172,11 @@ pub fn spawn_worker(
     unsafe {
         command.pre_exec(move || {
             if libc::dup2(report_w_fd, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = go_r_fd
+                && libc::dup2(fd, GO_FD) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
@@ -160,6 +195,7 @@ pub fn spawn_worker(
     })?;
     drop(command);
     drop(report_w);
+    drop(go_r);
     let pidfd = pidfd_open(child.id())?;
     // A worker that died before reading shows up in `wait`; ignore EPIPE here.
     let _ = spec_w.write_all(&encoded);
@@ -171,6 +207,7 @@ pub fn spawn_worker(
             worker: Arc::new(pidfd),
             init: Arc::new(OnceLock::new()),
         },
+        go: go_w.map(Go),
     })
 }
 

@@ -16,6 +16,14 @@ pub struct ExecSpec {
     pub env: Vec<(String, String)>,
     /// The confinement.
     pub sandbox: SandboxSpec,
+    /// Build the sandbox, then wait for the go byte on [`GO_FD`] before starting the
+    /// process (see [`WorkerHandle::take_go`]); end of file there: start nothing. Lets
+    /// the caller set a sandbox up while it still works in the worktree.
+    ///
+    /// [`GO_FD`]: crate::GO_FD
+    /// [`WorkerHandle::take_go`]: crate::WorkerHandle::take_go
+    #[serde(default)]
+    pub hold: bool,
 }
 
 /// The confinement around an [`ExecSpec`]. Paths are host paths; they appear at the same

@@ -163,6 +163,11 @@ pub(crate) async fn run_attempt(
         }
     };
 
+    // The first validator's sandbox is built while the changes are captured.
+    let validators_ahead = match exec.status {
+        None => validators::prepare_first(ctx, plan, &ws).await,
+        Some(_) => None,
+    };
     // Capture whatever the executor did, whatever happened to it, before anything else.
     let message = format!(
         "codencer: run {} step {} attempt {}",
@@ -213,7 +218,7 @@ pub(crate) async fn run_attempt(
     let mut validations = ValidationSummary { run: 0, passed: 0 };
     if status.is_none() {
         rec.append(&ids, EventBody::AttemptValidating {})?;
-        let outcome = validators::run_all(ctx, plan, &ws).await?;
+        let outcome = validators::run_all(ctx, plan, &ws, validators_ahead).await?;
         if outcome.cancelled {
             let (cancelled, why) = ctx.cancelled_status();
             status = Some(cancelled);
@@ -222,6 +227,8 @@ pub(crate) async fn run_attempt(
         validations = outcome.summary;
         failed_validations = outcome.failed;
     } else {
+        // Refused after the executor: the sandbox set up ahead is discarded unused.
+        drop(validators_ahead);
         validators::skip_all(ctx, &ids, plan)?;
     }
     network::finish(ctx, &ids, egress).await?;

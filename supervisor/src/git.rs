@@ -273,6 +273,8 @@ pub struct AttemptTree {
     pub admin: PathBuf,
     /// The attempt's branch (without `refs/heads/`).
     pub branch: String,
+    /// The worktree's `.git` as the admin dir's `gitdir` names it (git writes it resolved).
+    pub back_link: PathBuf,
 }
 
 impl AttemptTree {
@@ -288,21 +290,24 @@ impl AttemptTree {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .find(|admin| {
-                std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|back| {
-                    let back = Path::new(back.trim());
-                    back.parent().map(real).map(|p| p.join(".git")).as_deref() == Some(&link)
-                })
-            })
-            .ok_or_else(|| GitError::NotAWorktree {
+            .find_map(|admin| {
+                let back = std::fs::read_to_string(admin.join("gitdir")).ok()?;
+                let back = PathBuf::from(back.trim());
+                (back.parent().map(real).map(|p| p.join(".git")).as_ref() == Some(&link))
+                    .then_some((admin, back))
+            });
+        let Some((admin, back_link)) = admin else {
+            return Err(GitError::NotAWorktree {
                 worktree: worktree.display().to_string(),
                 common: common.display().to_string(),
-            })?;
+            });
+        };
         Ok(AttemptTree {
             worktree: worktree.to_owned(),
             common,
             admin,
             branch: branch.to_owned(),
+            back_link,
         })
     }
 
@@ -321,7 +326,10 @@ impl AttemptTree {
             &format!("ref: refs/heads/{}\n", self.branch),
         )?;
         replace_file(&self.admin.join("commondir"), "../..\n")?;
-        replace_file(&self.admin.join("gitdir"), &format!("{}\n", link.display()))?;
+        replace_file(
+            &self.admin.join("gitdir"),
+            &format!("{}\n", self.back_link.display()),
+        )?;
         let extra = self.admin.join("config.worktree");
         if std::fs::symlink_metadata(&extra).is_ok() {
             remove_any(&extra).map_err(|e| restore_err(&extra, e))?;
@@ -375,10 +383,18 @@ fn read_object_id(path: &Path) -> Option<String> {
         .then(|| id.to_owned())
 }
 
-/// Replaces whatever is at `path` (a file, a symlink, a directory) by a new file.
+/// Replaces whatever is at `path` (a file, a symlink, a directory) by a new file, unless
+/// it is already a plain file with exactly `contents` (then it stays: a sandbox being set
+/// up meanwhile may be opening it).
 fn replace_file(path: &Path, contents: &str) -> Result<(), GitError> {
     use std::io::Write;
-    if std::fs::symlink_metadata(path).is_ok() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_file()
+            && meta.len() == contents.len() as u64
+            && std::fs::read(path).is_ok_and(|now| now == contents.as_bytes())
+        {
+            return Ok(());
+        }
         remove_any(path).map_err(|e| restore_err(path, e))?;
     }
     File::options()
@@ -439,11 +455,15 @@ pub async fn add_worktree(
             worktree: path.display().to_string(),
             common: common.display().to_string(),
         })?;
+    let back_link = std::fs::read_to_string(admin.join("gitdir"))
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap_or_else(|_| path.join(".git"));
     Ok(AttemptTree {
         worktree: path.to_owned(),
         common,
         admin,
         branch: branch.to_owned(),
+        back_link,
     })
 }
 
@@ -736,7 +756,23 @@ mod tests {
     async fn capture_of_an_untouched_worktree_makes_no_commit() {
         let tmp = tempfile::tempdir().unwrap();
         let (_repo, tree, base) = repo_with_attempt(tmp.path()).await;
+        // Links already right stay the same files (a sandbox may be binding them).
+        use std::os::unix::fs::MetadataExt;
+        let links = [
+            tree.worktree.join(".git"),
+            tree.admin.join("gitdir"),
+            tree.admin.join("commondir"),
+            tree.admin.join("HEAD"),
+        ];
+        let inodes = |paths: &[PathBuf]| -> Vec<u64> {
+            paths
+                .iter()
+                .map(|p| std::fs::metadata(p).unwrap().ino())
+                .collect()
+        };
+        let before = inodes(&links);
         let capture = capture(&tree, &base, "m").await.unwrap();
+        assert_eq!(inodes(&links), before);
         assert_eq!(capture, Capture::default());
         assert_eq!(
             AttemptTree::find(&tmp.path().join("repo"), &tree.worktree, &tree.branch)

@@ -97,6 +97,30 @@ pub async fn run_process(
     cancel: &mut watch::Receiver<bool>,
     on_start: impl FnOnce(u32),
 ) -> Result<ProcessOutcome, LaunchError> {
+    start(worker, req, false)
+        .await?
+        .run(req, cancel, on_start)
+        .await
+}
+
+/// Sets the sandbox of `req` up (the worker builds it on another core) without starting
+/// the process: [`Held::run`] starts it, dropping the [`Held`] discards it. The caller
+/// may keep working in the worktree meanwhile; the sandbox only binds it.
+pub async fn prepare(worker: &Path, req: &ProcessRequest) -> Result<Held, LaunchError> {
+    start(worker, req, true).await
+}
+
+/// A worker started for a request, its process not yet supervised (held, or about to be).
+#[derive(Debug)]
+pub struct Held {
+    handle: Option<WorkerHandle>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    activity: Arc<Activity>,
+    /// When the output readers started; output times are relative to it.
+    t0: Instant,
+}
+
+async fn start(worker: &Path, req: &ProcessRequest, hold: bool) -> Result<Held, LaunchError> {
     if req.argv.is_empty() {
         return Err(LaunchError::EmptyCommand);
     }
@@ -114,8 +138,9 @@ pub async fn run_process(
         cwd: req.cwd.clone(),
         env: req.env.clone(),
         sandbox: req.sandbox.clone(),
+        hold,
     };
-    let started = Instant::now();
+    let t0 = Instant::now();
     // The write ends move into the worker; once it and its sandbox are gone, the readers see EOF.
     let handle = spawn_on_spawner(worker, spec, Stdio::from(out_w), Stdio::from(err_w))
         .await
@@ -123,82 +148,126 @@ pub async fn run_process(
             worker: worker.display().to_string(),
             source,
         })?;
-    on_start(handle.pid());
-    let killer = handle.killer();
-
     let activity = Arc::new(Activity::default());
-    let readers = [
-        pump(out_r, out_file, activity.clone(), started),
-        pump(err_r, err_file, activity.clone(), started),
+    let readers = vec![
+        pump(out_r, out_file, activity.clone(), t0),
+        pump(err_r, err_file, activity.clone(), t0),
     ];
-    let mut wait = tokio::task::spawn_blocking(move || handle.wait());
+    Ok(Held {
+        handle: Some(handle),
+        readers,
+        activity,
+        t0,
+    })
+}
 
-    let deadline = tokio::time::Instant::from_std(started + req.wall);
-    let tick = req.idle.map_or(Duration::from_millis(250), |i| {
-        (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250))
-    });
-    let mut ending = Ending::Exited;
-    let waited = loop {
-        tokio::select! {
-            waited = &mut wait => break waited,
-            () = tokio::time::sleep_until(deadline), if ending == Ending::Exited => {
-                ending = Ending::WallTimeout;
-                killer.kill();
-            }
-            changed = cancel.changed(), if ending == Ending::Exited => {
-                if changed.is_err() || *cancel.borrow() {
-                    ending = Ending::Cancelled;
+impl Held {
+    /// Starts the process (releases a held sandbox) and supervises it to its end under
+    /// `req`'s wall, idle and output limits, counted from now.
+    pub async fn run(
+        mut self,
+        req: &ProcessRequest,
+        cancel: &mut watch::Receiver<bool>,
+        on_start: impl FnOnce(u32),
+    ) -> Result<ProcessOutcome, LaunchError> {
+        let Some(mut handle) = self.handle.take() else {
+            return Err(LaunchError::Worker(SandboxError::WorkerIo(
+                std::io::Error::other("the worker was already run"),
+            )));
+        };
+        let started = Instant::now();
+        let activity = self.activity.clone();
+        activity
+            .last_ms
+            .store(self.t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if let Some(go) = handle.take_go() {
+            go.release();
+        }
+        on_start(handle.pid());
+        let killer = handle.killer();
+        let mut wait = tokio::task::spawn_blocking(move || handle.wait());
+
+        let deadline = tokio::time::Instant::from_std(started + req.wall);
+        let tick = req.idle.map_or(Duration::from_millis(250), |i| {
+            (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250))
+        });
+        let mut ending = Ending::Exited;
+        let waited = loop {
+            tokio::select! {
+                waited = &mut wait => break waited,
+                () = tokio::time::sleep_until(deadline), if ending == Ending::Exited => {
+                    ending = Ending::WallTimeout;
                     killer.kill();
                 }
-            }
-            () = tokio::time::sleep(tick), if ending == Ending::Exited => {
-                if req.output_limit.is_some_and(|limit| activity.bytes.load(Ordering::Relaxed) > limit) {
-                    ending = Ending::OutputLimit;
-                    killer.kill();
-                } else if let Some(idle) = req.idle {
-                    let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
-                    if started.elapsed().saturating_sub(last) >= idle {
-                        ending = Ending::IdleTimeout;
+                changed = cancel.changed(), if ending == Ending::Exited => {
+                    if changed.is_err() || *cancel.borrow() {
+                        ending = Ending::Cancelled;
                         killer.kill();
                     }
                 }
+                () = tokio::time::sleep(tick), if ending == Ending::Exited => {
+                    if req.output_limit.is_some_and(|limit| activity.bytes.load(Ordering::Relaxed) > limit) {
+                        ending = Ending::OutputLimit;
+                        killer.kill();
+                    } else if let Some(idle) = req.idle {
+                        let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+                        if self.t0.elapsed().saturating_sub(last) >= idle {
+                            ending = Ending::IdleTimeout;
+                            killer.kill();
+                        }
+                    }
+                }
             }
+        };
+        for reader in std::mem::take(&mut self.readers) {
+            // EOF comes once every process of the sandbox is gone; a bounded wait all the same.
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
-    };
-    for reader in readers {
-        // EOF comes once every process of the sandbox is gone; a bounded wait all the same.
-        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        let report = match waited {
+            Ok(Ok(report)) => report,
+            Ok(Err(err)) => return Err(LaunchError::Worker(err)),
+            Err(join) => {
+                return Err(LaunchError::Worker(
+                    codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)),
+                ));
+            }
+        };
+        let exit = match &report.exit {
+            Some(ExitStatus::Exited { code }) => ProcessExit {
+                code: Some(*code),
+                signal: None,
+            },
+            Some(ExitStatus::Signaled { signal, .. }) => ProcessExit {
+                code: None,
+                signal: Some(*signal),
+            },
+            None => ProcessExit {
+                code: None,
+                signal: None,
+            },
+        };
+        Ok(ProcessOutcome {
+            exit,
+            ending,
+            duration: started.elapsed(),
+            output_bytes: activity.bytes.load(Ordering::Relaxed),
+            report,
+        })
     }
-    let report = match waited {
-        Ok(Ok(report)) => report,
-        Ok(Err(err)) => return Err(LaunchError::Worker(err)),
-        Err(join) => {
-            return Err(LaunchError::Worker(
-                codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)),
-            ));
+}
+
+impl Drop for Held {
+    /// A held worker never run: its go pipe closes (it starts nothing), it is killed all
+    /// the same, and reaped off the async threads.
+    fn drop(&mut self) {
+        if let Some(mut handle) = self.handle.take() {
+            drop(handle.take_go());
+            handle.kill();
+            std::thread::spawn(move || {
+                let _ = handle.wait();
+            });
         }
-    };
-    let exit = match &report.exit {
-        Some(ExitStatus::Exited { code }) => ProcessExit {
-            code: Some(*code),
-            signal: None,
-        },
-        Some(ExitStatus::Signaled { signal, .. }) => ProcessExit {
-            code: None,
-            signal: Some(*signal),
-        },
-        None => ProcessExit {
-            code: None,
-            signal: None,
-        },
-    };
-    Ok(ProcessOutcome {
-        exit,
-        ending,
-        duration: started.elapsed(),
-        output_bytes: activity.bytes.load(Ordering::Relaxed),
-        report,
-    })
+    }
 }
 
 fn output_err(path: &Path, source: std::io::Error) -> LaunchError {

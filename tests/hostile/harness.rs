@@ -133,6 +133,7 @@ impl Fixture {
                 ("GIT_CONFIG_VALUE_2".into(), "executor@example.com".into()),
             ],
             sandbox,
+            hold: false,
         }
     }
 

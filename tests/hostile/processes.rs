@@ -179,3 +179,56 @@ fn sigterm_forwarded_to_executor() {
     out.expect(&["ready", "GOT-TERM"]);
     assert_eq!(out.code(), 7, "{out}");
 }
+
+#[test]
+fn held_sandbox_starts_nothing_before_its_go() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec("echo ran > held.txt; echo HELD-RAN");
+    spec.hold = true;
+    let mut handle = codencer_sandbox::spawn_worker(
+        &harness::worker(),
+        &spec,
+        std::process::Stdio::piped(),
+        std::process::Stdio::null(),
+    )
+    .unwrap();
+    // Built and waiting: nothing of the process has happened yet.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!fx.wt().join("held.txt").exists());
+    handle.take_go().expect("a held worker has a go").release();
+    let report = handle.wait().unwrap();
+    assert!(report.setup_error.is_none(), "{report:?}");
+    assert_eq!(
+        report.exit,
+        Some(codencer_sandbox::ExitStatus::Exited { code: 0 })
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.wt().join("held.txt")).unwrap(),
+        "ran\n"
+    );
+}
+
+#[test]
+fn held_sandbox_withdrawn_runs_nothing() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec("echo ran > held.txt");
+    spec.hold = true;
+    let mut handle = codencer_sandbox::spawn_worker(
+        &harness::worker(),
+        &spec,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    )
+    .unwrap();
+    drop(handle.take_go());
+    let report = handle.wait().unwrap();
+    assert!(
+        report
+            .setup_error
+            .as_deref()
+            .is_some_and(|e| e.contains("withdrawn")),
+        "{report:?}"
+    );
+    assert_eq!(report.exit, None);
+    assert!(!fx.wt().join("held.txt").exists());
+}

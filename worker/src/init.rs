@@ -230,6 +230,16 @@ fn forwards_detail(spec: &SandboxSpec) -> String {
 /// Forks the executor and reaps until it and every other process are gone.
 fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
     send(init.status.as_fd(), &report);
+    if init.exec.hold && !released() {
+        send(
+            init.status.as_fd(),
+            &refused(
+                "withdrawn: the caller closed the go pipe of this held sandbox without a go".into(),
+                Some(report),
+            ),
+        );
+        std::process::exit(125);
+    }
     // SAFETY: PID 1 is single-threaded.
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => exec::exec(&prepared),
@@ -277,6 +287,20 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
                     std::process::exit(0);
                 }
             }
+        }
+    }
+}
+
+/// A held sandbox waits here, built, for the caller's go byte; `false` on end of file.
+fn released() -> bool {
+    // SAFETY: GO_FD stays open in PID 1 for a held sandbox (see outer::start).
+    let go = unsafe { std::os::fd::BorrowedFd::borrow_raw(codencer_sandbox::GO_FD) };
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(go, &mut byte) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(1) => return byte[0] == b'G',
+            _ => return false,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! PID 1 joins; relays its reports, forwards signals, cleans up.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 
 use codencer_sandbox::confine::limits::Cgroup;
@@ -82,9 +82,22 @@ fn read_spec() -> Result<ExecSpec, String> {
 
 fn start(exec: ExecSpec) -> Result<ExitCode, String> {
     // Anything the supervisor leaked stays outside.
-    privs::close_fds_from(4).map_err(|e| fail("closing inherited fds", &e))?;
+    // Anything the supervisor leaked stays outside; a held sandbox keeps its go pipe
+    // (PID 1 reads it, the executor never sees it).
+    let first_leaked = if exec.hold {
+        codencer_sandbox::GO_FD + 1
+    } else {
+        codencer_sandbox::GO_FD
+    };
+    privs::close_fds_from(first_leaked as u32).map_err(|e| fail("closing inherited fds", &e))?;
     fcntl(report_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
         .map_err(|e| fail("fcntl report fd", &e))?;
+    if exec.hold {
+        // SAFETY: GO_FD is the go pipe the supervisor passed; it stays open for PID 1.
+        let go = unsafe { BorrowedFd::borrow_raw(codencer_sandbox::GO_FD) };
+        fcntl(go, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| fail("the go pipe (fd 4) of a held sandbox", &e))?;
+    }
     let signals = handled_signals();
     signals
         .thread_block()

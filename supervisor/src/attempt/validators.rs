@@ -18,36 +18,69 @@ pub(super) struct ValidationOutcome {
     pub cancelled: bool,
 }
 
+/// The first validator's sandbox, set up ahead (see [`prepare_first`]).
+pub(super) type Prepared = Option<launch::Held>;
+
+/// Sets the first validator's sandbox up while the supervisor still captures the
+/// executor's changes: the worker builds it on another core and waits for the go.
+/// `None` when there is no validator, or when the setup fails to start (the validator
+/// then starts the ordinary way and records that failure).
+pub(super) async fn prepare_first(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+    ws: &Workspace<'_>,
+) -> Prepared {
+    let v = plan.step.spec.validators.first()?;
+    launch::prepare(&ctx.worker, &request(plan, ws, 0, v))
+        .await
+        .ok()
+}
+
+fn request(
+    plan: &AttemptPlan<'_>,
+    ws: &Workspace<'_>,
+    index: usize,
+    v: &ValidatorSpec,
+) -> ProcessRequest {
+    ProcessRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), v.run.clone()],
+        env: ws.env.clone(),
+        cwd: ws.worktree.to_path_buf(),
+        stdout: ws.scratch.join(format!("validator-{}.out", index + 1)),
+        stderr: None,
+        wall: v.timeout,
+        idle: None,
+        output_limit: plan.step.output_limit(),
+        sandbox: ws.sandbox.clone(),
+    }
+}
+
 /// Runs every validator in order; all run even after one fails, so the evidence is whole.
-/// After a cancel the rest are recorded `skipped`.
+/// After a cancel the rest are recorded `skipped`. `first`: the first one's sandbox, if
+/// it was set up ahead.
 pub(super) async fn run_all(
     ctx: &Context,
     plan: &AttemptPlan<'_>,
     ws: &Workspace<'_>,
+    mut first: Prepared,
 ) -> Result<ValidationOutcome, SupervisorError> {
     let mut failed = Vec::new();
     let mut summary = ValidationSummary { run: 0, passed: 0 };
     let mut cancelled = false;
     for (i, v) in plan.step.spec.validators.iter().enumerate() {
+        let held = first.take();
         if cancelled || *ctx.cancel.borrow() {
             cancelled = true;
             skip(ctx, &ws.ids, v)?;
             continue;
         }
-        let output = ws.scratch.join(format!("validator-{}.out", i + 1));
-        let request = ProcessRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), v.run.clone()],
-            env: ws.env.clone(),
-            cwd: ws.worktree.to_path_buf(),
-            stdout: output.clone(),
-            stderr: None,
-            wall: v.timeout,
-            idle: None,
-            output_limit: plan.step.output_limit(),
-            sandbox: ws.sandbox.clone(),
-        };
+        let request = request(plan, ws, i, v);
+        let output = request.stdout.clone();
         let mut cancel = ctx.cancel.clone();
-        let result = launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await;
+        let result = match held {
+            Some(held) => held.run(&request, &mut cancel, |_| {}).await,
+            None => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
+        };
         let artifact = if output.exists() {
             Some(
                 ctx.recorder
