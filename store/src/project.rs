@@ -1,7 +1,7 @@
 //! Applying one event to the projection tables. The same function serves live appends and
 //! rebuilds, which is what makes "projections derive from events alone" checkable.
 
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, params};
 
 use crate::error::StoreError;
 use crate::model::{AttemptStatus, Event, EventBody, GateStatus, RunStatus};
@@ -27,12 +27,51 @@ macro_rules! on {
     };
 }
 
+/// The statements of one transaction, each taken from the connection's cache once.
+///
+/// `prepare_cached` trims and hashes the SQL text on every call and files the statement back
+/// on every drop; in a batch of a thousand events that bookkeeping was about 5% of the append.
+/// Statements are keyed by the address of their `&'static str`, and go back to the
+/// connection's cache when this is dropped (before the transaction ends).
+pub(crate) struct Statements<'c> {
+    conn: &'c Connection,
+    held: Vec<(&'static str, CachedStatement<'c>)>,
+}
+
+impl<'c> Statements<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Statements<'c> {
+        Statements {
+            conn,
+            held: Vec::new(),
+        }
+    }
+
+    /// The prepared statement for `sql`.
+    pub(crate) fn get(
+        &mut self,
+        sql: &'static str,
+    ) -> Result<&mut CachedStatement<'c>, StoreError> {
+        let at = match self.held.iter().position(|(s, _)| std::ptr::eq(*s, sql)) {
+            Some(at) => at,
+            None => {
+                self.held.push((sql, self.conn.prepare_cached(sql)?));
+                self.held.len() - 1
+            }
+        };
+        Ok(&mut self.held[at].1)
+    }
+}
+
 /// Apply `ev` to the projection tables of `target` (all but `runs.updated_at`, see
 /// [`touch_run`]).
 ///
 /// Fails when the event lacks an id its kind needs or refers to a node that does not exist;
 /// the caller's transaction then rolls back and nothing is appended.
-pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(), StoreError> {
+pub(crate) fn project(
+    stmts: &mut Statements<'_>,
+    target: Target,
+    ev: &Event,
+) -> Result<(), StoreError> {
     let kind = ev.body.kind();
     let need = |id: &Option<String>, field: &'static str| {
         id.clone().ok_or(StoreError::MissingId { kind, field })
@@ -60,7 +99,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             steps: _,
         } => {
             let run_id = need(&ev.run_id, "run id")?;
-            conn.prepare_cached(on!(target; "INSERT INTO " [runs] " (id, seq, name, workspace, executor, policy, status, reason, created_at,
+            stmts.get(on!(target; "INSERT INTO " [runs] " (id, seq, name, workspace, executor, policy, status, reason, created_at,
                    updated_at, finished_at, actor)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?8, NULL, ?9)"))?
             .execute(params![
@@ -77,15 +116,15 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         }
         EventBody::RunStarted {} => {
             let run_id = need(&ev.run_id, "run id")?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [runs] " SET status = ?2 WHERE id = ?1"))?
+            let n = stmts
+                .get(on!(target; "UPDATE " [runs] " SET status = ?2 WHERE id = ?1"))?
                 .execute(params![run_id, RunStatus::Running])?;
             exactly_one(n, "run", &run_id)?;
         }
         EventBody::RunCompleted { status, reason } => {
             let run_id = need(&ev.run_id, "run id")?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [runs] " SET status = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1"))?
+            let n = stmts
+                .get(on!(target; "UPDATE " [runs] " SET status = ?2, reason = ?3, finished_at = ?4 WHERE id = ?1"))?
                 .execute(params![run_id, status, reason, ts])?;
             exactly_one(n, "run", &run_id)?;
         }
@@ -97,7 +136,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         } => {
             let run_id = need(&ev.run_id, "run id")?;
             let step_id = need(&ev.step_id, "step id")?;
-            conn.prepare_cached(on!(target; "INSERT INTO " [steps] " (id, seq, run_id, idx, goal, executor, max_attempts, status, created_at)
+            stmts.get(on!(target; "INSERT INTO " [steps] " (id, seq, run_id, idx, goal, executor, max_attempts, status, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))?
             .execute(params![
                 step_id,
@@ -113,8 +152,8 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         }
         EventBody::StepStarted { base, base_commit } => {
             let step_id = need(&ev.step_id, "step id")?;
-            let n = conn
-                .prepare_cached(
+            let n = stmts
+                .get(
                     on!(target; "UPDATE " [steps] " SET status = ?2, base = ?3, base_commit = ?4,
                           started_at = COALESCE(started_at, ?5)
                       WHERE id = ?1"),
@@ -123,7 +162,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             exactly_one(n, "step", &step_id)?;
             // A step resuming after approval resumes its run.
             if let Some(run_id) = &ev.run_id {
-                conn.prepare_cached(
+                stmts.get(
                     on!(target; "UPDATE " [runs] " SET status = ?2 WHERE id = ?1 AND status = ?3"),
                 )?
                 .execute(params![
@@ -136,12 +175,12 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         EventBody::StepAwaitingApproval { gate: _, reason: _ } => {
             let step_id = need(&ev.step_id, "step id")?;
             let run_id = need(&ev.run_id, "run id")?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [steps] " SET status = ?2 WHERE id = ?1"))?
+            let n = stmts
+                .get(on!(target; "UPDATE " [steps] " SET status = ?2 WHERE id = ?1"))?
                 .execute(params![step_id, RunStatus::AwaitingApproval])?;
             exactly_one(n, "step", &step_id)?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [runs] " SET status = ?2 WHERE id = ?1"))?
+            let n = stmts
+                .get(on!(target; "UPDATE " [runs] " SET status = ?2 WHERE id = ?1"))?
                 .execute(params![run_id, RunStatus::AwaitingApproval])?;
             exactly_one(n, "run", &run_id)?;
         }
@@ -152,8 +191,8 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             reason,
         } => {
             let step_id = need(&ev.step_id, "step id")?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [steps] " SET status = ?2, head_commit = ?3, reason = ?4, finished_at = ?5
+            let n = stmts
+                .get(on!(target; "UPDATE " [steps] " SET status = ?2, head_commit = ?3, reason = ?4, finished_at = ?5
                       WHERE id = ?1"))?
                 .execute(params![step_id, status, head_commit, reason, ts])?;
             exactly_one(n, "step", &step_id)?;
@@ -168,7 +207,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             let run_id = need(&ev.run_id, "run id")?;
             let step_id = need(&ev.step_id, "step id")?;
             let attempt_id = need(&ev.attempt_id, "attempt id")?;
-            conn.prepare_cached(on!(target; "INSERT INTO " [attempts] " (id, seq, run_id, step_id, number, executor, status, branch, worktree,
+            stmts.get(on!(target; "INSERT INTO " [attempts] " (id, seq, run_id, step_id, number, executor, status, branch, worktree,
                    base_commit, files_changed, insertions, deletions, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '[]', 0, 0, ?11)"))?
             .execute(params![
@@ -186,10 +225,10 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             ])?;
         }
         EventBody::AttemptRunning { pid: _ } => {
-            set_attempt_status(conn, target, ev, AttemptStatus::Running)?;
+            set_attempt_status(stmts, target, ev, AttemptStatus::Running)?;
         }
         EventBody::AttemptValidating {} => {
-            set_attempt_status(conn, target, ev, AttemptStatus::Validating)?;
+            set_attempt_status(stmts, target, ev, AttemptStatus::Validating)?;
         }
         EventBody::AttemptCompleted {
             status,
@@ -211,8 +250,8 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(|source| StoreError::Encode { kind, source })?;
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [attempts] " SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5, commit_sha = ?6,
+            let n = stmts
+                .get(on!(target; "UPDATE " [attempts] " SET status = ?2, exit_code = ?3, signal = ?4, reason = ?5, commit_sha = ?6,
                           files_changed = ?7, insertions = ?8, deletions = ?9, duration_ms = ?10,
                           summary = ?11, usage = ?12, finished_at = ?13
                       WHERE id = ?1"))?
@@ -240,7 +279,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             sha256,
             bytes,
         } => {
-            conn.prepare_cached(on!(target; "INSERT INTO " [artifacts] " (id, seq, run_id, step_id, attempt_id, kind, name, sha256, bytes, created_at)
+            stmts.get(on!(target; "INSERT INTO " [artifacts] " (id, seq, run_id, step_id, attempt_id, kind, name, sha256, bytes, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?
             .execute(params![
                 artifact_id,
@@ -266,8 +305,8 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         } => {
             let attempt_id = need(&ev.attempt_id, "attempt id")?;
             // The run id comes from the attempt, so a validation always sits in its run's tree.
-            let n = conn
-                .prepare_cached(on!(target; "INSERT INTO " [validations] " (id, seq, run_id, attempt_id, name, command, status, exit_code,
+            let n = stmts
+                .get(on!(target; "INSERT INTO " [validations] " (id, seq, run_id, attempt_id, name, command, status, exit_code,
                        duration_ms, output_artifact, created_at)
                      SELECT ?1, ?2, a.run_id, a.id, ?4, ?5, ?6, ?7, ?8, ?9, ?10
                      FROM " [attempts] " AS a WHERE a.id = ?3"))?
@@ -291,7 +330,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
             reason,
         } => {
             let run_id = need(&ev.run_id, "run id")?;
-            conn.prepare_cached(on!(target; "INSERT INTO " [gates] " (id, seq, run_id, step_id, attempt_id, name, status, reason, created_at)
+            stmts.get(on!(target; "INSERT INTO " [gates] " (id, seq, run_id, step_id, attempt_id, name, status, reason, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))?
             .execute(params![
                 gate_id,
@@ -313,7 +352,7 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         } => {
             let run_id = need(&ev.run_id, "run id")?;
             // A gate decided without being opened first (an automatic gate) is created here.
-            conn.prepare_cached(on!(target; "INSERT INTO " [gates] " (id, seq, run_id, step_id, attempt_id, name, status, reason, decided_by,
+            stmts.get(on!(target; "INSERT INTO " [gates] " (id, seq, run_id, step_id, attempt_id, name, status, reason, decided_by,
                    created_at, decided_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
                  ON CONFLICT (id) DO UPDATE SET
@@ -342,20 +381,20 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
         } => {
             let scopes = serde_json::to_string(scopes)
                 .map_err(|source| StoreError::Encode { kind, source })?;
-            conn.prepare_cached(on!(target; "INSERT INTO " [tokens] " (id, seq, name, sha256, scopes, created_at, created_by, revoked_at)
+            stmts.get(on!(target; "INSERT INTO " [tokens] " (id, seq, name, sha256, scopes, created_at, created_by, revoked_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"))?
             .execute(params![token_id, seq, name, sha256, scopes, ts, ev.actor])?;
         }
         EventBody::TokenRevoked { token_id, name: _ } => {
-            let n = conn
-                .prepare_cached(on!(target; "UPDATE " [tokens] " SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"))?
+            let n = stmts
+                .get(on!(target; "UPDATE " [tokens] " SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"))?
                 .execute(params![token_id, ts])?;
             exactly_one(n, "token", token_id)?;
         }
         EventBody::RunOpened {} => {
             let run_id = need(&ev.run_id, "run id")?;
-            let n = conn
-                .prepare_cached(on!(target; "SELECT COUNT(*) FROM " [runs] " WHERE id = ?1"))?
+            let n = stmts
+                .get(on!(target; "SELECT COUNT(*) FROM " [runs] " WHERE id = ?1"))?
                 .query_row([&run_id], |r| r.get::<_, usize>(0))?;
             exactly_one(n, "run", &run_id)?;
         }
@@ -374,18 +413,19 @@ pub(crate) fn project(conn: &Connection, target: Target, ev: &Event) -> Result<(
 /// apply it after projecting (live: once per transaction; rebuild: once at the end of the
 /// replay), which yields the same value either way.
 pub(crate) fn touch_run(
-    conn: &Connection,
+    stmts: &mut Statements<'_>,
     target: Target,
     run_id: &str,
     ts: &str,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(on!(target; "UPDATE " [runs] " SET updated_at = ?2 WHERE id = ?1"))?
+    stmts
+        .get(on!(target; "UPDATE " [runs] " SET updated_at = ?2 WHERE id = ?1"))?
         .execute(params![run_id, ts])?;
     Ok(())
 }
 
 fn set_attempt_status(
-    conn: &Connection,
+    stmts: &mut Statements<'_>,
     target: Target,
     ev: &Event,
     status: AttemptStatus,
@@ -395,8 +435,8 @@ fn set_attempt_status(
         kind,
         field: "attempt id",
     })?;
-    let n = conn
-        .prepare_cached(on!(target; "UPDATE " [attempts] " SET status = ?2 WHERE id = ?1"))?
+    let n = stmts
+        .get(on!(target; "UPDATE " [attempts] " SET status = ?2 WHERE id = ?1"))?
         .execute(params![attempt_id, status])?;
     if n == 1 {
         Ok(())

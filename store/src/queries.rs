@@ -300,7 +300,7 @@ impl Store {
                 "SELECT ",
                 attempt_cols!(),
                 " FROM main.attempts
-                  WHERE status IN ('starting', 'running', 'validating')
+                  WHERE status = 'starting' OR status = 'running' OR status = 'validating'
                   ORDER BY seq"
             ))?
             .query_map([], attempt_row)?

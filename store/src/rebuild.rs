@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::project::{Target, project, touch_run};
+use crate::project::{Statements, Target, project, touch_run};
 use crate::rows::{RawEvent, event_cols};
 use crate::schema::{PROJECTION_TABLES, reset_scratch};
 use crate::store::{Store, lock};
@@ -179,16 +179,17 @@ fn replay(conn: &Connection) -> Result<u64, StoreError> {
     let mut rows = stmt.query([])?;
     let mut count = 0u64;
     let mut last_touch: HashMap<String, String> = HashMap::new();
+    let mut stmts = Statements::new(conn);
     while let Some(row) = rows.next()? {
         let event = RawEvent::from_row(row)?.decode()?;
-        project(conn, Target::Scratch, &event)?;
+        project(&mut stmts, Target::Scratch, &event)?;
         if let Some(run_id) = event.run_id {
             last_touch.insert(run_id, event.ts);
         }
         count += 1;
     }
     for (run_id, ts) in &last_touch {
-        touch_run(conn, Target::Scratch, run_id, ts)?;
+        touch_run(&mut stmts, Target::Scratch, run_id, ts)?;
     }
     Ok(count)
 }

@@ -5,13 +5,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::blobs::Blobs;
 use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
 use crate::error::StoreError;
 use crate::model::{ArtifactKind, ArtifactRow, BlobRef, Event, EventBody, EventIds, NewEvent};
-use crate::project::{Target, project, touch_run};
+use crate::project::{Statements, Target, project, touch_run};
 use crate::schema;
 
 /// A fresh id: a ULID (26 characters, Crockford base32), sortable by creation time and, within
@@ -48,6 +49,29 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("root", &self.root)
             .finish_non_exhaustive()
+    }
+}
+
+/// Past this size, closing a store checkpoints the WAL into the database as SQLite does by
+/// default. Below it, the WAL is left for the next process, which reads it back on open
+/// (about 1 ms per 4 MB). Without the limit, a WAL that a new process has just recovered counts
+/// as not yet checkpointed, so processes making one transaction each would never restart it.
+const CHECKPOINT_ON_CLOSE_BYTES: u64 = 4 << 20;
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let wal = self.root.join("codencer.db-wal");
+        if fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_ON_CLOSE_BYTES) {
+            // SQLite checkpoints on close only in the last connection to the database
+            // (system-wide) and never waits for one: a daemon's store stays untouched.
+            for conn in [&self.writer, &self.reader] {
+                if let Err(err) =
+                    lock(conn).set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+                {
+                    tracing::debug!(cause = %err, "WAL left for the next process");
+                }
+            }
+        }
     }
 }
 
@@ -89,8 +113,10 @@ impl Store {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = Head::read(&tx)?;
-        let event = head.append(&tx, event)?;
-        head.finish(&tx)?;
+        let mut stmts = Statements::new(&tx);
+        let event = head.append(&mut stmts, event)?;
+        head.finish(&mut stmts)?;
+        drop(stmts);
         tx.commit()?;
         tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
         Ok(event)
@@ -107,11 +133,13 @@ impl Store {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = Head::read(&tx)?;
+        let mut stmts = Statements::new(&tx);
         let out = events
             .into_iter()
-            .map(|event| head.append(&tx, event))
+            .map(|event| head.append(&mut stmts, event))
             .collect::<Result<Vec<_>, _>>()?;
-        head.finish(&tx)?;
+        head.finish(&mut stmts)?;
+        drop(stmts);
         tx.commit()?;
         tracing::trace!(count = out.len(), last = head.seq, "events appended");
         Ok(out)
@@ -229,7 +257,7 @@ impl Head {
     }
 
     /// Chain, insert and project one event; advances the head.
-    fn append(&mut self, conn: &Connection, event: NewEvent) -> Result<Event, StoreError> {
+    fn append(&mut self, stmts: &mut Statements<'_>, event: NewEvent) -> Result<Event, StoreError> {
         let NewEvent {
             run_id,
             step_id,
@@ -252,14 +280,15 @@ impl Head {
             payload: &payload,
         }
         .hash();
-        conn.prepare_cached(
-            "INSERT INTO main.events
+        stmts
+            .get(
+                "INSERT INTO main.events
                (seq, ts, run_id, step_id, attempt_id, kind, actor, payload, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            seq, self.ts, run_id, step_id, attempt_id, kind, actor, payload, self.hash, hash
-        ])?;
+            )?
+            .execute(params![
+                seq, self.ts, run_id, step_id, attempt_id, kind, actor, payload, self.hash, hash
+            ])?;
         let event = Event {
             seq,
             ts: self.ts.clone(),
@@ -271,7 +300,7 @@ impl Head {
             prev_hash: std::mem::replace(&mut self.hash, hash.clone()),
             hash,
         };
-        project(conn, Target::Live, &event)?;
+        project(stmts, Target::Live, &event)?;
         if let Some(run_id) = &event.run_id
             && !self.touched.contains(run_id)
         {
@@ -282,9 +311,9 @@ impl Head {
     }
 
     /// Stamp the runs this transaction touched; call once, before committing.
-    fn finish(&self, conn: &Connection) -> Result<(), StoreError> {
+    fn finish(&self, stmts: &mut Statements<'_>) -> Result<(), StoreError> {
         for run_id in &self.touched {
-            touch_run(conn, Target::Live, run_id, &self.ts)?;
+            touch_run(stmts, Target::Live, run_id, &self.ts)?;
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ fn state_dir_layout_is_created() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]
@@ -263,9 +263,85 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err:?}"
     );
+}
+
+/// A store written by schema version 2 (whose unfinished-attempts index said `status IN`) is
+/// upgraded in place: the same events and chain, the new index, the same answers.
+#[test]
+fn a_version_2_store_is_migrated_in_place() {
+    let (dir, store) = open();
+    scenario(&store);
+    let (run, step, attempt) = (new_id(), new_id(), new_id());
+    store.append(run_created(&run, "live")).unwrap();
+    let a = EventIds::attempt(&run, &step, &attempt);
+    store
+        .append_all(vec![
+            EventIds::step(&run, &step).event(
+                ACTOR,
+                EventBody::StepCreated {
+                    index: 1,
+                    goal: "g".into(),
+                    executor: "e".into(),
+                    max_attempts: 1,
+                },
+            ),
+            a.event(
+                ACTOR,
+                EventBody::AttemptStarted {
+                    number: 1,
+                    executor: "e".into(),
+                    branch: "b".into(),
+                    worktree: "/w".into(),
+                    base_commit: "c".into(),
+                },
+            ),
+        ])
+        .unwrap();
+    let head = store.last_seq().unwrap();
+    drop(store);
+    // Back to exactly what version 2 had.
+    raw(&dir)
+        .execute_batch(
+            "DROP INDEX attempts_unfinished;
+             CREATE INDEX attempts_unfinished ON attempts(status)
+                 WHERE status IN ('starting', 'running', 'validating');
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let conn = raw(&dir);
+    let version: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let index: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'attempts_unfinished'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 3);
+    assert!(!index.contains(" IN "), "{index}");
+    assert_eq!(store.last_seq().unwrap(), head);
+    let unfinished: Vec<String> = store
+        .unfinished_attempts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(unfinished, std::slice::from_ref(&attempt));
+    store
+        .append(a.event(ACTOR, EventBody::AttemptRunning { pid: None }))
+        .unwrap();
+    assert_eq!(store.unfinished_attempts().unwrap().len(), 1);
+    let report = store.verify().unwrap();
+    assert!(report.ok, "{report}");
+    let projections = store.check_projections().unwrap();
+    assert!(projections.ok, "{projections}");
 }

@@ -8,3 +8,4 @@ mod chain;
 mod fixtures;
 mod projections;
 mod queries;
+mod wal;
