@@ -191,6 +191,8 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                     .map_err(String::as_str),
             );
             drop(namespaces);
+            // Hygiene while the sandbox runs, not before.
+            cgroup.reap_stale();
             if let Ok(pidfd) = codencer_sandbox::pidfd_open(child.as_raw() as u32) {
                 crate::proto::send_pidfd(report_fd(), &pidfd);
             }

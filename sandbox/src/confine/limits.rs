@@ -19,6 +19,8 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// One cgroup directory created for the sandbox.
 #[derive(Debug)]
 struct Dir {
+    /// The hierarchy's directory the cgroup was made in.
+    root: std::path::PathBuf,
     parent: OwnedFd,
     name: String,
     /// v2: `cgroup.procs`, written with PID 1's pid by the worker (v1 hierarchies are
@@ -135,6 +137,15 @@ impl Cgroup {
             tasks: tasks.into_iter().map(File::from).collect(),
             pids: mechanism_from(code[0]),
             memory: mechanism_from(code[1]),
+        }
+    }
+
+    /// Removes the `codencer-<pid>` cgroups that workers killed outright left beside
+    /// ours (their pid is gone; non-empty ones stay). Off the critical path: call it once
+    /// the sandbox runs.
+    pub fn reap_stale(&self) {
+        for dir in &self.dirs {
+            reap_stale(&dir.root);
         }
     }
 
@@ -265,7 +276,6 @@ fn make_dir(
     events: &[(&'static str, &'static str, DenialKind)],
     join_file: &str,
 ) -> Option<(Dir, File)> {
-    reap_stale(root);
     let parent = open(
         root,
         OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
@@ -293,6 +303,7 @@ fn make_dir(
         .filter_map(|(file, key, kind)| File::open(dir.join(file)).ok().map(|f| (f, *key, *kind)))
         .collect();
     let dir = Dir {
+        root: root.to_owned(),
         parent,
         name: name.to_owned(),
         procs: None,
