@@ -38,6 +38,35 @@ pub struct Engine {
     stop: watch::Sender<Stop>,
 }
 
+/// The host probe, running on its own thread until [`finish_host_probe`] takes it.
+static HOST_PROBE: std::sync::Mutex<Option<std::thread::JoinHandle<codencer_sandbox::HostReport>>> =
+    std::sync::Mutex::new(None);
+
+/// Starts probing what this host can enforce (it creates namespaces in a child process, a
+/// few ms) on a thread of its own, so that it overlaps whatever the caller does before
+/// [`Engine::start`], e.g. checking a TaskSpec. Idempotent until the engine takes it.
+pub fn start_host_probe() {
+    let mut probe = HOST_PROBE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if probe.is_none() {
+        *probe = Some(std::thread::spawn(codencer_sandbox::probe_host));
+    }
+}
+
+fn finish_host_probe() -> Result<codencer_sandbox::HostReport, SupervisorError> {
+    let probe = HOST_PROBE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match probe {
+        Some(thread) => thread
+            .join()
+            .map_err(|_| SupervisorError::Infrastructure("the host probe panicked".into())),
+        None => Ok(codencer_sandbox::probe_host()),
+    }
+}
+
 impl Engine {
     /// Opens the store in `state_dir` and starts the actors.
     pub async fn start(state_dir: &Path, actor: String) -> Result<Engine, SupervisorError> {
@@ -46,17 +75,13 @@ impl Engine {
             .map_err(|e| SupervisorError::io("resolve the state directory", state_dir, e))?;
         std::fs::create_dir_all(state_dir)
             .map_err(|e| SupervisorError::io("create the state directory", state_dir, e))?;
-        // The host probe creates namespaces in a child process (a few ms): overlap it with
-        // opening the store.
-        let probe = std::thread::spawn(codencer_sandbox::probe_host);
+        // The host probe (namespaces made in a child process, a few ms) runs on its own
+        // thread, started as early as the caller could (`start_host_probe`).
+        start_host_probe();
         let store = Arc::new(Store::open(state_dir)?);
         let recorder = Recorder::new(store, actor);
         let worker = crate::context::worker_binary()?;
-        let host = crate::context::host_layers(
-            &probe
-                .join()
-                .map_err(|_| SupervisorError::Infrastructure("the host probe panicked".into()))?,
-        );
+        let host = crate::context::host_layers(&finish_host_probe()?);
         let (policy, _) = Actor::spawn(
             None,
             PolicyActor,

@@ -157,6 +157,8 @@ fn run(
     json: bool,
     grace: Duration,
 ) -> ExitCode {
+    // Overlaps checking the TaskSpec (a git process) and the policy.
+    crate::engine::start_host_probe();
     let spec = match TaskSpec::load(spec_path) {
         Ok(spec) => spec,
         Err(errors) => {
