@@ -1,8 +1,9 @@
 //! Store figures for `scripts/bench.sh`: appending events (hash chain and projections
-//! included) side by side with plain rusqlite inserts of the same rows, and loading a run
-//! tree from a large store. Prints one JSON object on stdout.
+//! included) side by side with plain rusqlite inserts of the same rows, loading a run tree
+//! from a large store, and storing small (4 KiB) blobs. Prints one JSON object on stdout.
 //!
-//! `cargo bench -p codencer-store --bench store -- [--events N] [--reps R] [--single N]`
+//! `cargo bench -p codencer-store --bench store -- [--events N] [--reps R] [--single N]
+//! [--blobs N]`
 //! (run without `--bench`, as `cargo test --all-targets` does, it is a quick smoke run).
 //!
 //! Not a test: nothing here asserts a time. Medians over `--reps` fresh stores, after a
@@ -32,6 +33,7 @@ struct Options {
     reps: usize,
     single: usize,
     tree_loads: usize,
+    blobs: usize,
 }
 
 fn options() -> BenchResult<Options> {
@@ -40,6 +42,7 @@ fn options() -> BenchResult<Options> {
         reps: 5,
         single: 10_000,
         tree_loads: 201,
+        blobs: 400,
     };
     let mut args = std::env::args().skip(1);
     // `cargo bench` passes `--bench`; without it (`cargo test --all-targets` runs this as a
@@ -53,6 +56,7 @@ fn options() -> BenchResult<Options> {
             "--reps" => o.reps = value()?.max(1),
             "--single" => o.single = value()?,
             "--tree-loads" => o.tree_loads = value()?.max(1),
+            "--blobs" => o.blobs = value()?.max(1),
             // cargo bench passes `--bench`; anything else is a mistake.
             "--bench" => benching = true,
             other => return Err(format!("unknown argument `{other}`").into()),
@@ -64,6 +68,7 @@ fn options() -> BenchResult<Options> {
             reps: 1,
             single: 200,
             tree_loads: 5,
+            blobs: 20,
         };
     }
     Ok(o)
@@ -341,6 +346,30 @@ fn time_store(dir: &Path, events: &[NewEvent], batch: usize) -> BenchResult<(Dur
     Ok((start.elapsed(), store))
 }
 
+/// Size of each blob in the `put_blob` figure: the TaskSpecs, policies and reports a run stores.
+const SMALL_BLOB: usize = 4 * 1024;
+
+/// Median seconds per `put_blob` of a new small blob, over `reps` fresh stores.
+fn time_put_blob(count: usize, reps: usize) -> BenchResult<f64> {
+    let mut per_put = Vec::with_capacity(reps);
+    for rep in 0..reps {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("state"))?;
+        let blobs: Vec<Vec<u8>> = (0..count)
+            .map(|i| {
+                let seed = format!("blob {rep} {i} ");
+                seed.bytes().cycle().take(SMALL_BLOB).collect()
+            })
+            .collect();
+        let start = Instant::now();
+        for blob in &blobs {
+            store.put_blob(blob)?;
+        }
+        per_put.push(start.elapsed().as_secs_f64() / count as f64);
+    }
+    Ok(median(per_put))
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     match xs.len() {
@@ -433,6 +462,7 @@ fn main() -> BenchResult<()> {
         }
     }
     let tree_median = median(loads);
+    let put_blob = time_put_blob(o.blobs, o.reps)?;
 
     let json = serde_json::json!({
         "events": total,
@@ -456,6 +486,9 @@ fn main() -> BenchResult<()> {
         "tree_median_ms": tree_median * 1e3,
         "tree_loads": o.tree_loads,
         "tree_store_events": total,
+        "put_blob_count": o.blobs,
+        "put_blob_bytes": SMALL_BLOB,
+        "put_blob_us": put_blob * 1e6,
     });
     let mut out = std::io::stdout().lock();
     writeln!(out, "{json}")?;

@@ -1,7 +1,8 @@
-//! Content-addressed blobs: `<state>/blobs/sha256/<2 hex>/<64 hex>`.
+//! Content-addressed blob files: `<state>/blobs/sha256/<2 hex>/<64 hex>`, for blobs too large
+//! to keep in the database (see `inline.rs`).
 //!
-//! A blob is written to `<state>/tmp`, fsynced, renamed into place, and its directory fsynced:
-//! a reader sees the whole blob or none of it, even across a crash.
+//! A blob file is written to `<state>/tmp`, fsynced, renamed into place, and its directory
+//! fsynced: a reader sees the whole blob or none of it, even across a crash.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -31,13 +32,13 @@ pub(crate) struct Blobs {
 #[serde(tag = "problem", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BlobProblem {
-    /// The file is absent.
+    /// The blob is neither in the database nor in a file.
     Missing,
-    /// The file could not be read.
+    /// The blob could not be read.
     Unreadable { error: String },
-    /// The file's size differs from the recorded size.
+    /// The blob's size differs from the recorded size.
     WrongSize { expected: u64, found: u64 },
-    /// The file's content does not hash to its name.
+    /// The blob's content does not hash to its name.
     WrongDigest { found: String },
 }
 
@@ -56,6 +57,31 @@ impl std::fmt::Display for BlobProblem {
 
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Name and size of `bytes` as a blob.
+pub(crate) fn blob_ref(bytes: &[u8]) -> BlobRef {
+    BlobRef {
+        sha256: hex::encode(Sha256::digest(bytes)),
+        bytes: bytes.len() as u64,
+    }
+}
+
+/// What is wrong with a blob named `sha256` of `bytes` bytes whose content turned out to be
+/// `found`; `None` when it is intact.
+pub(crate) fn compare(found: BlobRef, sha256: &str, bytes: u64) -> Option<BlobProblem> {
+    if found.bytes != bytes {
+        Some(BlobProblem::WrongSize {
+            expected: bytes,
+            found: found.bytes,
+        })
+    } else if found.sha256 != sha256 {
+        Some(BlobProblem::WrongDigest {
+            found: found.sha256,
+        })
+    } else {
+        None
+    }
 }
 
 impl Blobs {
@@ -84,10 +110,7 @@ impl Blobs {
     }
 
     pub(crate) fn put(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
-        let blob = BlobRef {
-            sha256: hex::encode(Sha256::digest(bytes)),
-            bytes: bytes.len() as u64,
-        };
+        let blob = blob_ref(bytes);
         let dest = self.path(&blob.sha256)?;
         if already_stored(&dest, blob.bytes) {
             return Ok(blob);
@@ -102,8 +125,12 @@ impl Blobs {
         Ok(blob)
     }
 
-    pub(crate) fn put_file(&self, src: &Path) -> Result<BlobRef, StoreError> {
-        let mut input = File::open(src).map_err(StoreError::io(src))?;
+    /// Stream `input` (the content of `src`) into a blob file.
+    pub(crate) fn put_reader(
+        &self,
+        mut input: impl Read,
+        src: &Path,
+    ) -> Result<BlobRef, StoreError> {
         let (tmp_path, mut file) = self.create_tmp()?;
         let copied = copy_hashing(&mut input, &mut file, src, &tmp_path).and_then(|blob| {
             file.sync_all()
@@ -137,7 +164,7 @@ impl Blobs {
         })
     }
 
-    /// Re-hash a stored blob; `None` when it is intact.
+    /// Re-hash a blob file; `None` when it is intact.
     pub(crate) fn check(&self, sha256: &str, bytes: u64) -> Option<BlobProblem> {
         let path = match self.path(sha256) {
             Ok(path) => path,
@@ -160,14 +187,7 @@ impl Blobs {
             Err(err) => Some(BlobProblem::Unreadable {
                 error: err.to_string(),
             }),
-            Ok(found) if found.bytes != bytes => Some(BlobProblem::WrongSize {
-                expected: bytes,
-                found: found.bytes,
-            }),
-            Ok(found) if found.sha256 != sha256 => Some(BlobProblem::WrongDigest {
-                found: found.sha256,
-            }),
-            Ok(_) => None,
+            Ok(found) => compare(found, sha256, bytes),
         }
     }
 

@@ -1,12 +1,14 @@
 //! codencer-store: the record of every run.
 //!
 //! An append-only, hash-chained event log in SQLite, projections of the run tree derived from
-//! it, and content-addressed blobs for artifacts. See `docs/store.md`.
+//! it, and content-addressed blobs for artifacts (small ones in the database, large ones in
+//! files). See `docs/store.md`.
 #![forbid(unsafe_code)]
 
 mod blobs;
 mod chain;
 mod error;
+mod inline;
 mod model;
 mod project;
 mod queries;
@@ -21,6 +23,7 @@ mod verify;
 pub use blobs::BlobProblem;
 pub use chain::GENESIS_HASH;
 pub use error::StoreError;
+pub use inline::{BlobContent, INLINE_BLOB_MAX_BYTES};
 pub use model::*;
 pub use rebuild::{ColumnDiff, ProjectionDiff, ProjectionReport, RowDifference, TableCount};
 pub use store::{Store, new_id};

@@ -23,7 +23,7 @@ pub(crate) const PROJECTION_TABLES: [&str; 7] = [
 ];
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -183,6 +183,20 @@ const V3: &str = r#"
 DROP INDEX attempts_unfinished;
 CREATE INDEX attempts_unfinished ON attempts(status)
     WHERE status = 'starting' OR status = 'running' OR status = 'validating';
+"#;
+
+// Blobs of up to 64 KiB (`INLINE_BLOB_MAX_BYTES`), by sha256, written before the event that
+// names them: no fsync, as the WAL orders the two commits (see `inline.rs`). Immutable like
+// the events. Older stores keep their small blobs as files; reads look here first, then there.
+const V4: &str = r#"
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY NOT NULL,
+    data   BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+BEGIN SELECT RAISE(ABORT, 'blobs are immutable'); END;
+CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
+BEGIN SELECT RAISE(ABORT, 'blobs are immutable'); END;
 "#;
 
 /// Open a connection with the store's settings.

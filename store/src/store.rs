@@ -1,4 +1,5 @@
-//! The store handle: opening the state directory, appending events, recording artifacts.
+//! The store handle: opening the state directory, appending events, recording artifacts
+//! (the blob API is in `inline.rs`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -143,27 +144,6 @@ impl Store {
         tx.commit()?;
         tracing::trace!(count = out.len(), last = head.seq, "events appended");
         Ok(out)
-    }
-
-    /// Store `bytes` as a blob (no-op if already stored).
-    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
-        self.blobs.put(bytes)
-    }
-
-    /// Store the content of the file at `path` as a blob, streaming (no-op if already stored).
-    pub fn put_blob_file(&self, path: &Path) -> Result<BlobRef, StoreError> {
-        self.blobs.put_file(path)
-    }
-
-    /// Where blob `sha256` lives. Errors unless `sha256` is 64 lowercase hex digits (it becomes
-    /// a path, so it is never trusted).
-    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
-        self.blobs.path(sha256)
-    }
-
-    /// The content of blob `sha256`.
-    pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
-        self.blobs.read(sha256)
     }
 
     /// Store `bytes` as a blob and record an `artifact.recorded` event for it.

@@ -141,13 +141,16 @@ impl Store {
             (integrity_errors, checked, broken, artifacts)
         };
 
-        // Blobs are hashed without holding the connection: they can be large.
+        // Blobs are hashed outside the snapshot: files can be large, and an inline blob is read
+        // on its own (the reader is locked per blob, not for the whole pass). Blobs are never
+        // changed or removed and each is stored before the event naming it, so every blob the
+        // snapshot's artifacts name is still there.
         let mut seen: HashMap<(String, u64), Option<BlobProblem>> = HashMap::new();
         let mut blob_problems = Vec::new();
         for (artifact_id, sha256, bytes) in artifacts {
             let problem = seen
                 .entry((sha256.clone(), bytes))
-                .or_insert_with(|| self.blobs.check(&sha256, bytes))
+                .or_insert_with(|| self.check_blob(&sha256, bytes))
                 .clone();
             if let Some(problem) = problem {
                 blob_problems.push(BlobIssue {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use codencer_tests::Sandbox;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// Files the scripted executor appends numbered lines to.
 pub const FILES: [&str; 2] = ["chaos-a.txt", "chaos-b.txt"];
@@ -63,16 +63,29 @@ pub fn record(sb: &Sandbox, when: &str) -> Findings {
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .expect("query");
+    // A blob is kept in the database (`blobs`, small ones) or as a file (docs/store.md).
+    let mut inline = conn
+        .prepare("SELECT length(data) FROM blobs WHERE sha256 = ?1")
+        .expect("blobs");
     for row in rows {
         let (sha, bytes) = row.expect("row");
-        let blob = sb.state().join("blobs/sha256").join(&sha[..2]).join(&sha);
-        match std::fs::metadata(&blob) {
-            Ok(m) if m.len() == bytes as u64 => {}
-            Ok(m) => f.inconsistent.push(format!(
-                "{when}: blob {sha} has {} bytes, recorded {bytes}",
-                m.len()
+        let in_db: Option<i64> = inline
+            .query_row([&sha], |r| r.get(0))
+            .optional()
+            .expect("inline blob");
+        let found = match in_db {
+            Some(len) => Some(len),
+            None => {
+                let file = sb.state().join("blobs/sha256").join(&sha[..2]).join(&sha);
+                std::fs::metadata(&file).ok().map(|m| m.len() as i64)
+            }
+        };
+        match found {
+            Some(len) if len == bytes => {}
+            Some(len) => f.inconsistent.push(format!(
+                "{when}: blob {sha} has {len} bytes, recorded {bytes}"
             )),
-            Err(_) => f.inconsistent.push(format!("{when}: blob {sha} missing")),
+            None => f.inconsistent.push(format!("{when}: blob {sha} missing")),
         }
     }
     f

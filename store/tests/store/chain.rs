@@ -30,7 +30,7 @@ fn state_dir_layout_is_created() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err:?}"
@@ -304,15 +304,33 @@ fn a_version_2_store_is_migrated_in_place() {
         .unwrap();
     let head = store.last_seq().unwrap();
     drop(store);
-    // Back to exactly what version 2 had.
-    raw(&dir)
-        .execute_batch(
-            "DROP INDEX attempts_unfinished;
+    // Back to exactly what version 2 had, which kept every blob in a file.
+    let conn = raw(&dir);
+    let inline: Vec<(String, Vec<u8>)> = conn
+        .prepare("SELECT sha256, data FROM blobs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!inline.is_empty());
+    for (sha256, data) in inline {
+        let path = dir
+            .path()
+            .join("blobs/sha256")
+            .join(&sha256[..2])
+            .join(&sha256);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    conn.execute_batch(
+        "DROP TABLE blobs;
+             DROP INDEX attempts_unfinished;
              CREATE INDEX attempts_unfinished ON attempts(status)
                  WHERE status IN ('starting', 'running', 'validating');
              PRAGMA user_version = 2;",
-        )
-        .unwrap();
+    )
+    .unwrap();
 
     let store = Store::open(dir.path()).unwrap();
     let conn = raw(&dir);
@@ -326,7 +344,7 @@ fn a_version_2_store_is_migrated_in_place() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert!(!index.contains(" IN "), "{index}");
     assert_eq!(store.last_seq().unwrap(), head);
     let unfinished: Vec<String> = store

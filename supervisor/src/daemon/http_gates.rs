@@ -5,7 +5,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use codencer_store::{ArtifactKind, GateStatus};
+use codencer_store::{ArtifactKind, BlobContent, GateStatus, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -110,7 +110,8 @@ pub fn content_type(kind: ArtifactKind) -> &'static str {
     }
 }
 
-/// The blob, streamed from disk (artifacts can be large).
+/// The blob: from the database when it is small, else streamed from its file (artifacts can
+/// be large).
 pub async fn artifact_content(
     State(s): State<AppState>,
     Extension(who): Who,
@@ -122,15 +123,24 @@ pub async fn artifact_content(
         "GET /v1/artifacts/{artifact}/content",
     )?;
     let row = s.artifact(&artifact)?;
-    let path = s.store().blob_path(&row.sha256)?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let missing = |cause: &dyn std::fmt::Display| {
         ApiError::new(
             StatusCode::GONE,
             "blob_missing",
-            format!("the blob of artifact {artifact} is missing from the store: {e}"),
+            format!("the blob of artifact {artifact} is missing from the store: {cause}"),
         )
-    })?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    };
+    let body = match s.store().open_blob(&row.sha256) {
+        Ok(BlobContent::Inline(bytes)) => Body::from(bytes),
+        Ok(BlobContent::File(path)) => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| missing(&e))?;
+            Body::from_stream(tokio_util::io::ReaderStream::new(file))
+        }
+        Err(err @ StoreError::BlobNotFound { .. }) => return Err(missing(&err)),
+        Err(err) => return Err(err.into()),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, content_type(row.kind).to_string()),

@@ -1,0 +1,149 @@
+//! The store's blob API. Blobs up to [`INLINE_BLOB_MAX_BYTES`] live in the database (table
+//! `blobs`, schema version 4); larger ones are files (`blobs.rs`). Reads look in the table
+//! first, then for a file, so stores written before version 4, whose small blobs are files,
+//! read as before.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::blobs::{BlobProblem, blob_ref, compare, is_sha256_hex};
+use crate::error::StoreError;
+use crate::model::BlobRef;
+use crate::store::{Store, lock};
+
+/// Blobs of up to this many bytes are kept in the database, larger ones in files.
+///
+/// A file costs two fsyncs (its content, its directory) before the event naming it may be
+/// appended, about 1 ms; a row costs a WAL append. A run's TaskSpec, policy, reports and
+/// ResultSpec are a few KiB each; diffs and transcripts can be megabytes, which are better
+/// streamed than held in memory and copied into the WAL and then the database.
+pub const INLINE_BLOB_MAX_BYTES: u64 = 64 * 1024;
+
+/// Where the content of a blob is: see [`Store::open_blob`].
+///
+/// Not `#[non_exhaustive]`: a reader must handle every place a blob can be, and a new place
+/// should fail to compile where it is not handled, not fall into a wildcard arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobContent {
+    /// A small blob, kept in the database: its bytes.
+    Inline(Vec<u8>),
+    /// A blob kept as a file: its path, to stream from.
+    File(PathBuf),
+}
+
+impl Store {
+    /// Store `bytes` as a blob (no-op if already stored).
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        if bytes.len() as u64 > INLINE_BLOB_MAX_BYTES {
+            return self.blobs.put(bytes);
+        }
+        self.put_inline(bytes)
+    }
+
+    /// Store the content of the file at `path` as a blob (no-op if already stored). Files over
+    /// [`INLINE_BLOB_MAX_BYTES`] are streamed, never held in memory.
+    pub fn put_blob_file(&self, path: &Path) -> Result<BlobRef, StoreError> {
+        let mut file = File::open(path).map_err(StoreError::io(path))?;
+        let len = file.metadata().map_err(StoreError::io(path))?.len();
+        if len > INLINE_BLOB_MAX_BYTES {
+            return self.blobs.put_reader(file, path);
+        }
+        // The size is a hint: the file may grow while we read it (a log still being written),
+        // and a pipe or device reports 0. Read one byte past the limit to know.
+        let mut head = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(INLINE_BLOB_MAX_BYTES + 1)
+            .read_to_end(&mut head)
+            .map_err(StoreError::io(path))?;
+        if head.len() as u64 > INLINE_BLOB_MAX_BYTES {
+            return self
+                .blobs
+                .put_reader(io::Cursor::new(head).chain(file), path);
+        }
+        self.put_inline(&head)
+    }
+
+    /// Where a file-backed blob `sha256` lives (or would live); small blobs are in the
+    /// database instead, so use [`Store::open_blob`] or [`Store::read_blob`] to read one.
+    /// Errors unless `sha256` is 64 lowercase hex digits (it becomes a path, so it is never
+    /// trusted).
+    pub fn blob_path(&self, sha256: &str) -> Result<PathBuf, StoreError> {
+        self.blobs.path(sha256)
+    }
+
+    /// The content of blob `sha256`.
+    pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        match self.inline(sha256)? {
+            Some(data) => Ok(data),
+            None => self.blobs.read(sha256),
+        }
+    }
+
+    /// Where to read blob `sha256` from: its bytes when it is kept in the database, else the
+    /// path of its file, to stream. [`StoreError::BlobNotFound`] when it is in neither.
+    pub fn open_blob(&self, sha256: &str) -> Result<BlobContent, StoreError> {
+        if let Some(data) = self.inline(sha256)? {
+            return Ok(BlobContent::Inline(data));
+        }
+        let path = self.blobs.path(sha256)?;
+        if path.is_file() {
+            Ok(BlobContent::File(path))
+        } else {
+            Err(StoreError::BlobNotFound {
+                sha256: sha256.to_owned(),
+            })
+        }
+    }
+
+    /// Re-hash blob `sha256`, inline or file, against its recorded size; `None` when intact.
+    pub(crate) fn check_blob(&self, sha256: &str, bytes: u64) -> Option<BlobProblem> {
+        match self.inline(sha256) {
+            Ok(Some(data)) => compare(blob_ref(&data), sha256, bytes),
+            Ok(None) => self.blobs.check(sha256, bytes),
+            Err(err) => {
+                // The report outlives the error: keep its causes.
+                let mut error = err.to_string();
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    error = format!("{error}: {cause}");
+                    source = cause.source();
+                }
+                Some(BlobProblem::Unreadable { error })
+            }
+        }
+    }
+
+    fn put_inline(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        let blob = blob_ref(bytes);
+        // Durability without an fsync. This insert commits on its own (autocommit) before the
+        // caller appends the event that names the blob, and every commit, from any connection
+        // or process, is appended to the one WAL in commit order. Each WAL frame's checksum
+        // covers all frames before it, so recovery after a crash or power cut keeps a prefix
+        // of the commits: if the event's commit survives, the blob's, earlier in the WAL, does
+        // too. A checkpoint fsyncs the WAL before copying it into the database, and the WAL
+        // restarts only after a complete checkpoint, so that order holds across checkpoints.
+        // Files, outside the WAL, need their own fsyncs to be ordered before the event.
+        let conn = lock(&self.writer);
+        conn.prepare_cached("INSERT OR IGNORE INTO main.blobs (sha256, data) VALUES (?1, ?2)")?
+            .execute(params![blob.sha256, bytes])?;
+        Ok(blob)
+    }
+
+    /// The bytes of blob `sha256` if it is kept in the database.
+    fn inline(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !is_sha256_hex(sha256) {
+            return Err(StoreError::InvalidSha256 {
+                sha256: sha256.to_owned(),
+            });
+        }
+        let conn = lock(&self.reader);
+        let data = conn
+            .prepare_cached("SELECT data FROM main.blobs WHERE sha256 = ?1")?
+            .query_row([sha256], |r| r.get(0))
+            .optional()?;
+        Ok(data)
+    }
+}
