@@ -242,7 +242,7 @@ pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
     // Closing the last connection of a process would checkpoint the whole WAL, fsync twice and
     // unlink the WAL: milliseconds at the end of every short CLI process, and the next process
     // then grows a new WAL file. Checkpoints are left to `wal_autocheckpoint` and to a store
-    // dropped with a WAL over 4 MB (`Store`'s `Drop`); the next process to open the store reads
+    // dropped with a WAL over 2 MB (`Store`'s `Drop`); the next process to open the store reads
     // the WAL back (docs/store.md).
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
         .map_err(open)?;
