@@ -338,3 +338,49 @@ fn events_stream_resumes_from_a_sequence_number() {
     let text = watcher.join().unwrap();
     assert!(text.contains(&run2), "{text}");
 }
+
+#[test]
+fn artifacts_come_from_the_database_or_a_file_and_a_lost_file_is_410() {
+    let d = Daemon::start();
+    // 100,000 bytes of stdout: over the 64 KiB kept in the database, so a file blob.
+    let (run, steps) = d.submit(
+        &d.spec(
+            "blobs",
+            "  goal: g\n  command: 'head -c 100000 /dev/zero | tr \"\\\\0\" x; echo small > small.txt'\n",
+        ),
+        false,
+    );
+    assert_eq!(d.wait_step(&run, &steps[0])["status"], "passed");
+    let arts = d.get(&format!("/v1/runs/{run}/artifacts")).json();
+    let arts = arts["artifacts"].as_array().unwrap().clone();
+    let find = |kind: &str| arts.iter().find(|a| a["kind"] == kind).unwrap().clone();
+    let blob_file = |a: &serde_json::Value| {
+        let sha = a["sha256"].as_str().unwrap().to_owned();
+        d.sb.state().join("blobs/sha256").join(&sha[..2]).join(&sha)
+    };
+
+    let diff = find("diff");
+    assert!(!blob_file(&diff).exists(), "a small blob is not a file");
+    let content = d.get(&format!(
+        "/v1/artifacts/{}/content",
+        diff["id"].as_str().unwrap()
+    ));
+    assert_eq!(content.status, 200);
+    assert!(content.body.contains("small.txt"), "{}", content.body);
+
+    let stdout = find("executor_stdout");
+    assert_eq!(stdout["bytes"], 100_000);
+    assert!(blob_file(&stdout).is_file(), "a large blob is a file");
+    let path = format!("/v1/artifacts/{}/content", stdout["id"].as_str().unwrap());
+    let content = d.get(&path);
+    assert_eq!(content.status, 200);
+    assert_eq!(content.body.len(), 100_000);
+    assert!(content.body.bytes().all(|b| b == b'x'));
+
+    std::fs::remove_file(blob_file(&stdout)).unwrap();
+    let lost = d.get(&path);
+    assert_eq!(
+        (lost.status, lost.json()["code"].clone()),
+        (410, json!("blob_missing"))
+    );
+}

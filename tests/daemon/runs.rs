@@ -150,6 +150,13 @@ fn orchestratorctl_is_a_client_of_the_daemon() {
     assert!(out.stdout.contains("[passed]"), "{out}");
     let out = ctl_remote(&d, &d.admin, &["runs", "show", run, "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
+    // The same RunResult `submit --wait` printed.
+    let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown, result);
+    assert_eq!(
+        shown["steps"][0]["files_changed"],
+        serde_json::json!(["hi.txt"])
+    );
     let out = ctl_remote(&d, &d.admin, &["tokens", "list", "--json"]);
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stdout.contains("\"admin\""));
