@@ -70,6 +70,9 @@ fn check(v: &serde_json::Value) {
     assert_eq!(v["step2_status"], "passed");
     assert_eq!(v["diff_has_step1"], true);
     assert_eq!(v["closed"], "passed");
+    assert_eq!(v["cancel_answer_run_id_matches"], true, "{v}");
+    assert_eq!(v["cancelled_step_status"], "cancelled", "{v}");
+    assert_eq!(v["cancelled_run_status"], "cancelled", "{v}");
 }
 
 #[test]

@@ -111,6 +111,38 @@ async def session_run(session, repo):
     closed = text_of(await session.call_tool("close_run", {"run_id": run_id}))
     out["closed"] = closed["status"]
     out["run_id"] = run_id
+
+    # A planner stops a run that is taking too long: cancel_run, then the run ends cancelled.
+    slow = (
+        "task:\n"
+        "  name: mcp-cancel\n"
+        f"  workspace: {repo}\n"
+        "  executor: shell\n"
+        "  goal: take long\n"
+        "  command: 'sleep 60'\n"
+    )
+    slow_run = text_of(await session.call_tool("submit_task", {"taskspec": slow}))
+    for _ in range(200):
+        tree = text_of(await session.call_tool("get_run", {"run_id": slow_run["run_id"]}))
+        attempts = tree["steps"][0]["attempts"] if tree["steps"] else []
+        if attempts and attempts[0]["attempt"]["status"] == "running":
+            break
+        await asyncio.sleep(0.1)
+    cancelled = text_of(await session.call_tool("cancel_run", {"run_id": slow_run["run_id"]}))
+    out["cancel_answer_run_id_matches"] = cancelled["run_id"] == slow_run["run_id"]
+    waited = text_of(
+        await session.call_tool(
+            "wait_for_step",
+            {
+                "run_id": slow_run["run_id"],
+                "step_id": slow_run["step_ids"][0],
+                "timeout_seconds": 60,
+            },
+        )
+    )
+    out["cancelled_step_status"] = waited["result"]["status"]
+    tree = text_of(await session.call_tool("get_run", {"run_id": slow_run["run_id"]}))
+    out["cancelled_run_status"] = tree["run"]["status"]
     return out
 
 
