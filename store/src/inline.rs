@@ -82,6 +82,37 @@ impl Store {
         }
     }
 
+    /// At most `len` bytes of blob `sha256` from byte `offset` on (fewer at its end): a
+    /// file blob is read only where asked, not whole.
+    pub fn read_blob_range(
+        &self,
+        sha256: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, StoreError> {
+        use std::io::{Read, Seek, SeekFrom};
+        match self.open_blob(sha256)? {
+            BlobContent::Inline(data) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let end = start.saturating_add(len).min(data.len());
+                Ok(data[start..end].to_vec())
+            }
+            BlobContent::File(path) => {
+                let io = |source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                };
+                let mut file = std::fs::File::open(&path).map_err(io)?;
+                file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                let mut out = Vec::with_capacity(len.min(1 << 20));
+                file.take(len as u64).read_to_end(&mut out).map_err(io)?;
+                Ok(out)
+            }
+        }
+    }
+
     /// Where to read blob `sha256` from: its bytes when it is kept in the database, else the
     /// path of its file, to stream. [`StoreError::BlobNotFound`] when it is in neither.
     pub fn open_blob(&self, sha256: &str) -> Result<BlobContent, StoreError> {

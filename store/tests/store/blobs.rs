@@ -504,3 +504,25 @@ fn a_version_3_store_with_blob_files_is_upgraded_in_place() {
         "{report}"
     );
 }
+
+#[test]
+fn read_blob_range_reads_a_window_of_either_kind() {
+    let (_dir, store) = open();
+    let small: Vec<u8> = (0..1_000u32).map(|i| (i % 251) as u8).collect();
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for content in [&small, &large] {
+        let blob = store.put_blob(content).unwrap();
+        let read =
+            |offset: u64, len: usize| store.read_blob_range(&blob.sha256, offset, len).unwrap();
+        assert_eq!(read(0, 10), content[..10].to_vec());
+        assert_eq!(read(100, 50), content[100..150].to_vec());
+        let n = content.len();
+        // A window running past the end stops at it; one starting past it is empty.
+        assert_eq!(read(n as u64 - 5, 100), content[n - 5..].to_vec());
+        assert!(read(n as u64 + 10, 100).is_empty());
+    }
+    assert!(matches!(
+        store.read_blob_range(ABC_SHA256, 0, 1),
+        Err(StoreError::BlobNotFound { .. })
+    ));
+}

@@ -293,12 +293,17 @@ impl CodencerTools {
             self.state
                 .require(w, crate::daemon::Scope::ArtifactsRead, "get_artifact")?;
             let row = self.state.artifact(&p.artifact_id)?;
-            let bytes = self.state.store().read_blob(&row.sha256)?;
-            let offset = p.offset.unwrap_or(0).min(bytes.len());
+            // Only the asked-for window is read: an artifact can be large.
+            let total = usize::try_from(row.bytes).unwrap_or(usize::MAX);
+            let offset = p.offset.unwrap_or(0).min(total);
             let max = p.max_bytes.unwrap_or(DEFAULT_ARTIFACT_BYTES).max(1);
-            let end = (offset + max).min(bytes.len());
-            let text = String::from_utf8_lossy(&bytes[offset..end]).into_owned();
-            let truncated = end < bytes.len();
+            let window = self
+                .state
+                .store()
+                .read_blob_range(&row.sha256, offset as u64, max)?;
+            let end = offset + window.len();
+            let text = String::from_utf8_lossy(&window).into_owned();
+            let truncated = end < total;
             Ok(json!({
                 "artifact": row,
                 "offset": offset,
@@ -306,7 +311,7 @@ impl CodencerTools {
                 "truncated": truncated,
                 "note": truncated.then(|| format!(
                     "showing bytes {offset}..{end} of {}; call get_artifact with offset={end} for more, or GET /v1/artifacts/{}/content for all of it",
-                    bytes.len(), row.id
+                    total, row.id
                 )),
             }))
         })
