@@ -127,6 +127,28 @@ impl Store {
         Ok(event)
     }
 
+    /// Append the event `decide` returns, if any, in one transaction with `decide`'s reads:
+    /// it runs holding the write lock, so what it read is still true when the event lands
+    /// (two callers cannot both act on the same state).
+    pub(crate) fn append_if(
+        &self,
+        decide: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<Option<NewEvent>, StoreError>,
+    ) -> Result<Option<Event>, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(event) = decide(&tx)? else {
+            return Ok(None);
+        };
+        let mut head = Head::read(&tx)?;
+        let mut stmts = Statements::new(&tx);
+        let event = head.append(&mut stmts, event)?;
+        head.finish(&mut stmts)?;
+        drop(stmts);
+        tx.commit()?;
+        tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
+        Ok(Some(event))
+    }
+
     /// Append events in one transaction: all of them, contiguous in the chain, or none.
     ///
     /// All events of one call share a timestamp (they commit at one instant); timestamps never

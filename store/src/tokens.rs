@@ -97,23 +97,32 @@ impl Store {
         actor: &str,
         token_id: &str,
     ) -> Result<Option<TokenRow>, StoreError> {
-        let Some(token) = self.token(token_id)? else {
-            return Ok(None);
-        };
-        if token.revoked_at.is_some() {
-            return Ok(None);
-        }
-        self.append(NewEvent {
-            run_id: None,
-            step_id: None,
-            attempt_id: None,
-            actor: actor.to_owned(),
-            body: EventBody::TokenRevoked {
-                token_id: token.id.clone(),
-                name: token.name.clone(),
-            },
+        // Checked and revoked in one transaction: of two concurrent revokes, one revokes
+        // and the other finds it revoked.
+        let revoked = self.append_if(|tx| {
+            let token = tx
+                .prepare_cached(&format!(
+                    "SELECT {TOKEN_COLS} FROM main.tokens WHERE id = ?1"
+                ))?
+                .query_row([token_id], token_row)
+                .optional()?;
+            Ok(token
+                .filter(|t| t.revoked_at.is_none())
+                .map(|token| NewEvent {
+                    run_id: None,
+                    step_id: None,
+                    attempt_id: None,
+                    actor: actor.to_owned(),
+                    body: EventBody::TokenRevoked {
+                        token_id: token.id,
+                        name: token.name,
+                    },
+                }))
         })?;
-        self.token(token_id)
+        match revoked {
+            Some(_) => self.token(token_id),
+            None => Ok(None),
+        }
     }
 }
 
@@ -147,5 +156,54 @@ mod tests {
         assert_eq!(store.revoke_token("admin@host", &created.id).unwrap(), None);
         assert_eq!(store.list_tokens().unwrap(), vec![revoked]);
         assert!(store.check_projections().unwrap().ok);
+    }
+
+    #[test]
+    fn concurrent_revokes_revoke_once_and_neither_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let scopes = vec!["runs:read".to_string()];
+        let ids: Vec<String> = (0..20)
+            .map(|i| {
+                store
+                    .create_token(
+                        "admin@host",
+                        &format!("t{i}"),
+                        &scopes,
+                        &format!("{i:064x}"),
+                    )
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        // Two handles, as two processes would have.
+        let barrier = std::sync::Barrier::new(2);
+        let results: Vec<Vec<bool>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mine = Store::open(dir.path()).unwrap();
+                        ids.iter()
+                            .map(|id| {
+                                barrier.wait();
+                                mine.revoke_token("admin@host", id).unwrap().is_some()
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        for (i, id) in ids.iter().enumerate() {
+            assert!(results[0][i] ^ results[1][i], "token {id}: {results:?}");
+            assert!(store.token(id).unwrap().unwrap().revoked_at.is_some());
+        }
+        let revocations = store
+            .events_since(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e.body, EventBody::TokenRevoked { .. }))
+            .count();
+        assert_eq!(revocations, ids.len());
     }
 }
