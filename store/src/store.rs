@@ -80,6 +80,18 @@ impl Drop for Store {
     }
 }
 
+/// Chains, inserts and projects `event` in `tx` and commits.
+fn append_one(tx: rusqlite::Transaction<'_>, event: NewEvent) -> Result<Event, StoreError> {
+    let mut head = Head::read(&tx)?;
+    let mut stmts = Statements::new(&tx);
+    let event = head.append(&mut stmts, event)?;
+    head.finish(&mut stmts)?;
+    drop(stmts);
+    tx.commit()?;
+    tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
+    Ok(event)
+}
+
 /// Lock a connection. A panic while holding it cannot leave a transaction open (rusqlite rolls
 /// back on drop, also when unwinding), so a poisoned lock is safe to take over.
 pub(crate) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -117,14 +129,7 @@ impl Store {
     pub fn append(&self, event: NewEvent) -> Result<Event, StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut head = Head::read(&tx)?;
-        let mut stmts = Statements::new(&tx);
-        let event = head.append(&mut stmts, event)?;
-        head.finish(&mut stmts)?;
-        drop(stmts);
-        tx.commit()?;
-        tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
-        Ok(event)
+        append_one(tx, event)
     }
 
     /// Append the event `decide` returns, if any, in one transaction with `decide`'s reads:
@@ -136,17 +141,10 @@ impl Store {
     ) -> Result<Option<Event>, StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(event) = decide(&tx)? else {
-            return Ok(None);
-        };
-        let mut head = Head::read(&tx)?;
-        let mut stmts = Statements::new(&tx);
-        let event = head.append(&mut stmts, event)?;
-        head.finish(&mut stmts)?;
-        drop(stmts);
-        tx.commit()?;
-        tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
-        Ok(Some(event))
+        match decide(&tx)? {
+            Some(event) => append_one(tx, event).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Append events in one transaction: all of them, contiguous in the chain, or none.

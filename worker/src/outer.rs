@@ -109,13 +109,12 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
     let userns = match userns::enter_user_namespace(spec).and_then(|()| userns::unshare_pid_uts()) {
         Ok(()) => true,
         Err(err) => {
-            let needed = [Layer::Namespaces, Layer::Filesystem, Layer::Network]
-                .into_iter()
-                .filter(|l| spec.requires(*l))
-                .map(Layer::name)
-                .collect::<Vec<_>>();
-            if !needed.is_empty() || !host_net && bridged(spec) {
-                return Err(namespaces_refusal(&err, &needed));
+            if let Some(refusal) = refusal_without(
+                spec,
+                &[Layer::Namespaces, Layer::Filesystem, Layer::Network],
+                &err,
+            ) {
+                return Err(refusal);
             }
             layers.push(layer(
                 Layer::Namespaces,
@@ -208,6 +207,22 @@ fn bridged(spec: &SandboxSpec) -> bool {
     matches!(spec.network, NetworkSpec::Proxy { .. }) || !spec.forwards.is_empty()
 }
 
+/// The refusal when namespaces could not be made (`err`) and something needs them: one of
+/// `layers` is required, or the proxy or a forward needs a network namespace to bridge into.
+fn refusal_without(
+    spec: &SandboxSpec,
+    layers: &[Layer],
+    err: &dyn std::error::Error,
+) -> Option<String> {
+    let needed: Vec<&str> = layers
+        .iter()
+        .filter(|l| spec.requires(**l))
+        .map(|l| l.name())
+        .collect();
+    let host_net = matches!(spec.network, NetworkSpec::Host);
+    (!needed.is_empty() || !host_net && bridged(spec)).then(|| namespaces_refusal(err, &needed))
+}
+
 fn namespaces_refusal(err: &dyn std::error::Error, needed: &[&str]) -> String {
     format!(
         "namespaces unavailable ({}), required by: {}. Fix: enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0; on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0); see `codencer doctor`",
@@ -236,13 +251,9 @@ fn late_namespaces(
     match userns::unshare_ipc_net(host_net) {
         Ok(fds) => *namespaces = fds,
         Err(err) => {
-            let needed = [Layer::Namespaces, Layer::Network]
-                .into_iter()
-                .filter(|l| spec.requires(*l))
-                .map(Layer::name)
-                .collect::<Vec<_>>();
-            if !needed.is_empty() || !host_net && bridged(spec) {
-                return Err(namespaces_refusal(&err, &needed));
+            if let Some(refusal) = refusal_without(spec, &[Layer::Namespaces, Layer::Network], &err)
+            {
+                return Err(refusal);
             }
             return Ok(Some(chain(&err)));
         }
