@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use codencer_tests::Sandbox;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 /// Files the scripted executor appends numbered lines to.
 pub const FILES: [&str; 2] = ["chaos-a.txt", "chaos-b.txt"];
@@ -57,36 +57,33 @@ pub fn record(sb: &Sandbox, when: &str) -> Findings {
         f.inconsistent
             .push(format!("{when}: {unfinished} attempt(s) left non-terminal"));
     }
-    let mut stmt = conn
-        .prepare("SELECT sha256, bytes FROM artifacts")
-        .expect("artifacts");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .expect("query");
-    // A blob is kept in the database (`blobs`, small ones) or as a file (docs/store.md).
-    let mut inline = conn
-        .prepare("SELECT length(data) FROM blobs WHERE sha256 = ?1")
-        .expect("blobs");
-    for row in rows {
-        let (sha, bytes) = row.expect("row");
-        let in_db: Option<i64> = inline
-            .query_row([&sha], |r| r.get(0))
-            .optional()
-            .expect("inline blob");
-        let found = match in_db {
-            Some(len) => Some(len),
-            None => {
-                let file = sb.state().join("blobs/sha256").join(&sha[..2]).join(&sha);
-                std::fs::metadata(&file).ok().map(|m| m.len() as i64)
+    // Every artifact's blob is there with its recorded size and digest, wherever the store
+    // keeps it (database or file): `store verify` checks exactly that, once per distinct blob.
+    let distinct: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (SELECT DISTINCT sha256, bytes FROM artifacts)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count artifacts");
+    match serde_json::from_str::<serde_json::Value>(&verify.stdout) {
+        Ok(report) => {
+            if report["blobs_checked"].as_i64() != Some(distinct) {
+                f.inconsistent.push(format!(
+                    "{when}: store verify checked {} blob(s) of {distinct}",
+                    report["blobs_checked"]
+                ));
             }
-        };
-        match found {
-            Some(len) if len == bytes => {}
-            Some(len) => f.inconsistent.push(format!(
-                "{when}: blob {sha} has {len} bytes, recorded {bytes}"
-            )),
-            None => f.inconsistent.push(format!("{when}: blob {sha} missing")),
+            for problem in report["blob_problems"].as_array().into_iter().flatten() {
+                f.inconsistent.push(format!(
+                    "{when}: blob {} of artifact {}: {}",
+                    problem["sha256"], problem["artifact_id"], problem["problem"]
+                ));
+            }
         }
+        Err(err) => f.inconsistent.push(format!(
+            "{when}: store verify printed no JSON ({err}): {verify}"
+        )),
     }
     f
 }
