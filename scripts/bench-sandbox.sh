@@ -33,7 +33,7 @@ fi
 # The worker is linked statically, as scripts/build-release.sh ships it (no dynamic loader
 # on every spawn).
 if [[ -z "${WORKER:-}" ]]; then
-    cargo rustc -q --release -p codencer-worker --bin codencer-worker -- -C target-feature=+crt-static >&2
+    scripts/build-release.sh --worker >/dev/null
 fi
 worker=${WORKER:-"$CARGO_TARGET_DIR/release/codencer-worker"}
 

@@ -60,9 +60,8 @@ fi
 
 if [[ $build -eq 1 ]]; then
     say "building release binaries in $CARGO_TARGET_DIR"
-    # As shipped: the worker linked statically (scripts/build-release.sh).
-    cargo build -q --release -p codencer-supervisor >&2
-    cargo rustc -q --release -p codencer-worker --bin codencer-worker -- -C target-feature=+crt-static >&2
+    # As shipped: the worker linked statically.
+    scripts/build-release.sh >/dev/null
 fi
 
 out=$(mktemp -d /tmp/codencer-bench.XXXXXX)

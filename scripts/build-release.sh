@@ -2,6 +2,7 @@
 # Release build of the workspace's binaries, with codencer-worker linked statically.
 #
 #   scripts/build-release.sh            # binaries in $CARGO_TARGET_DIR/release (default target/)
+#   scripts/build-release.sh --worker   # only codencer-worker (the benchmarks' sandbox figure)
 #   CARGO_TARGET_DIR=/tmp/t scripts/build-release.sh
 #
 # Why static: the worker is started once per confined process, and a static-pie binary
@@ -13,8 +14,12 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
-
-cargo build -q --release --workspace --bins
+bins=(codencer orchestratord orchestratorctl codencer-worker)
+case ${1:-} in
+    "") cargo build -q --release --workspace --bins ;;
+    --worker) bins=(codencer-worker) ;;
+    *) echo "usage: $0 [--worker]" >&2; exit 2 ;;
+esac
 cargo rustc -q --release -p codencer-worker --bin codencer-worker -- -C target-feature=+crt-static
 
 worker="$target/release/codencer-worker"
@@ -22,6 +27,6 @@ if readelf -d "$worker" | grep -q '(NEEDED)'; then
     echo "build-release.sh: $worker is not statically linked" >&2
     exit 1
 fi
-for bin in codencer orchestratord orchestratorctl codencer-worker; do
+for bin in "${bins[@]}"; do
     echo "$target/release/$bin"
 done
