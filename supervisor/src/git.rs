@@ -558,29 +558,13 @@ async fn staged_changes(tree: &AttemptTree) -> bool {
 /// Splits `git diff --numstat -z --patch` output into the numstat records (files,
 /// insertions, deletions) and the patch, byte for byte what `git diff` alone prints.
 fn split_numstat_patch(out: &[u8]) -> (Vec<String>, u64, u64, Vec<u8>) {
-    // Records never contain NUL and are never empty: the first empty one ends them.
-    let mut end = 0;
-    let mut patch_start = out.len();
-    while end < out.len() {
-        match out[end..].iter().position(|b| *b == 0) {
-            Some(0) => {
-                patch_start = end + 1;
-                break;
-            }
-            Some(n) => end += n + 1,
-            None => {
-                end = out.len();
-                break;
-            }
-        }
-    }
-    let (files, insertions, deletions) = parse_numstat_z(&out[..end.min(patch_start)]);
-    (
-        files,
-        insertions,
-        deletions,
-        out[patch_start.min(out.len())..].to_vec(),
-    )
+    // Records end in NUL and are never empty, so the first "\0\0" ends the last of them.
+    let (records, patch) = match out.windows(2).position(|w| w == b"\0\0") {
+        Some(at) => (&out[..=at], &out[at + 2..]),
+        None => (out, &[][..]),
+    };
+    let (files, insertions, deletions) = parse_numstat_z(records);
+    (files, insertions, deletions, patch.to_vec())
 }
 
 /// Files, insertions and deletions from `git diff --numstat -z --no-renames`: one
