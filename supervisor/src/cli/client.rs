@@ -230,7 +230,8 @@ fn step_ids_of(view: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub fn print_json_or(json: bool, value: &Value, human: impl FnOnce()) {
+/// Prints `value` as pretty JSON with `--json`, else runs `human`.
+pub fn print_json_or<T: serde::Serialize + ?Sized>(json: bool, value: &T, human: impl FnOnce()) {
     if json {
         println!(
             "{}",

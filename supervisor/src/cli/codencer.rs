@@ -308,14 +308,7 @@ fn store_report<T: serde::Serialize + std::fmt::Display>(
         .and_then(|store| check(&store).map_err(|e| format!("{what} failed: {}", error_chain(&e))));
     match report {
         Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                println!("{report}");
-            }
+            super::client::print_json_or(json, &report, || println!("{report}"));
             exit(if ok(&report) {
                 EXIT_PASSED
             } else {

@@ -236,17 +236,12 @@ pub fn gc(state: &std::path::Path, branches: bool, json: bool) -> ExitCode {
     block_on(async {
         match crate::engine::gc(&store, state, branches).await {
             Ok(report) => {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&report).unwrap_or_default()
-                    );
-                } else {
+                super::client::print_json_or(json, &report, || {
                     println!(
                         "removed {} worktree(s), {} branch(es), kept {} unfinished run(s)",
                         report.worktrees_removed, report.branches_deleted, report.runs_kept
                     );
-                }
+                });
                 exit(EXIT_PASSED)
             }
             Err(err) => {
