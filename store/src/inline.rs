@@ -4,7 +4,7 @@
 //! read as before.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
@@ -90,7 +90,6 @@ impl Store {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, StoreError> {
-        use std::io::{Read, Seek, SeekFrom};
         match self.open_blob(sha256)? {
             BlobContent::Inline(data) => {
                 let start = usize::try_from(offset)
@@ -104,7 +103,7 @@ impl Store {
                     path: path.clone(),
                     source,
                 };
-                let mut file = std::fs::File::open(&path).map_err(io)?;
+                let mut file = File::open(&path).map_err(io)?;
                 file.seek(SeekFrom::Start(offset)).map_err(io)?;
                 let mut out = Vec::with_capacity(len.min(1 << 20));
                 file.take(len as u64).read_to_end(&mut out).map_err(io)?;
