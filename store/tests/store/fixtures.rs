@@ -32,6 +32,11 @@ pub fn run_created(run_id: &str, name: &str) -> NewEvent {
 }
 
 pub fn policy_note(run_id: Option<&str>, n: u32) -> NewEvent {
+    policy_decided(run_id, format!("note {n}"))
+}
+
+/// An admission `policy.decided` event with `reason` (its size sets the event's).
+pub fn policy_decided(run_id: Option<&str>, reason: String) -> NewEvent {
     NewEvent {
         run_id: run_id.map(str::to_owned),
         step_id: None,
@@ -40,7 +45,7 @@ pub fn policy_note(run_id: Option<&str>, n: u32) -> NewEvent {
         body: EventBody::PolicyDecided {
             stage: "admission".into(),
             verdict: "allow".into(),
-            reason: format!("note {n}"),
+            reason,
             origin: None,
         },
     }

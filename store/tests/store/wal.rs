@@ -1,9 +1,9 @@
 //! The WAL across processes: closing a store does not checkpoint (docs/store.md), so what the
 //! next process needs is read back from the WAL, and `wal_autocheckpoint` keeps it bounded.
 
-use codencer_store::{EventBody, NewEvent, Store};
+use codencer_store::Store;
 
-use crate::fixtures::{ACTOR, open, policy_note, scenario};
+use crate::fixtures::{open, policy_decided, policy_note, scenario};
 
 /// Size of one WAL frame: a 24-byte header and a 4096-byte page.
 const FRAME: u64 = 24 + 4096;
@@ -65,18 +65,7 @@ fn the_wal_stays_bounded_across_processes() {
     for _ in 0..12 {
         let store = Store::open(dir.path()).unwrap();
         let batch = (0..1_000)
-            .map(|_| NewEvent {
-                run_id: None,
-                step_id: None,
-                attempt_id: None,
-                actor: ACTOR.into(),
-                body: EventBody::PolicyDecided {
-                    stage: "admission".into(),
-                    verdict: "allow".into(),
-                    reason: reason.clone(),
-                    origin: None,
-                },
-            })
+            .map(|_| policy_decided(None, reason.clone()))
             .collect();
         appended += store.append_all(batch).unwrap().len();
         drop(store);
