@@ -122,7 +122,7 @@ pub(crate) async fn run_attempt(
         std::fs::create_dir_all(parent)
             .map_err(|e| SupervisorError::io("create the worktree directory", parent, e))?;
     }
-    let tree = match git::add_worktree(plan.repo, &worktree, &branch, plan.base_commit).await {
+    let tree = match git::create_worktree(plan.repo, &worktree, &branch, plan.base_commit).await {
         Ok(tree) => tree,
         Err(err) => {
             return Err(SupervisorError::Infrastructure(crashed(format!(
@@ -146,34 +146,50 @@ pub(crate) async fn run_attempt(
         Err(err) => return Err(SupervisorError::Infrastructure(crashed(err.to_string())?)),
     };
 
+    // Three things at once: git checks the base out, the policy decides admission, and the
+    // worker builds the executor's sandbox (held: nothing starts before both said yes).
     let policy = plan.step.policy.clone();
-    let exec = match ctx
-        .policy_check(PolicyCheck::Admission {
+    let (checkout, admission, prepared) = tokio::join!(
+        tree.check_out(plan.base_commit),
+        ctx.policy_check(PolicyCheck::Admission {
             ids: ids.clone(),
             policy: policy.clone(),
-        })
-        .await?
-    {
-        PolicyVerdict::Deny(reason) => ExecPhase::ended(
+        }),
+        executor::prepare(ctx, plan, &ws),
+    );
+    if let Err(err) = checkout {
+        drop(prepared);
+        return Err(SupervisorError::Infrastructure(crashed(format!(
+            "could not check the worktree out: {err}"
+        ))?));
+    }
+    let exec = match (admission?, prepared) {
+        (PolicyVerdict::Deny(reason), _) => ExecPhase::ended(
             AttemptStatus::Failed,
             format!("refused by policy: {reason}"),
         ),
-        PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_) => {
-            executor::run(ctx, plan, &ws).await?
+        (_, Err(ended)) => ended,
+        (PolicyVerdict::Admit | PolicyVerdict::NeedsApproval(_), Ok(prepared)) => {
+            executor::run(ctx, plan, &ws, prepared).await?
         }
     };
 
-    // The first validator's sandbox is built while the changes are captured.
-    let validators_ahead = match exec.status {
-        None => validators::prepare_first(ctx, plan, &ws).await,
-        Some(_) => None,
-    };
-    // Capture whatever the executor did, whatever happened to it, before anything else.
+    // Capture whatever the executor did, whatever happened to it, before anything else;
+    // the first validator's sandbox is built meanwhile.
     let message = format!(
         "codencer: run {} step {} attempt {}",
         plan.run_id, plan.step_index, plan.number
     );
-    let capture = match git::capture(&tree, plan.base_commit, &message).await {
+    let (validators_ahead, capture) = tokio::join!(
+        async {
+            match exec.status {
+                None => validators::prepare_first(ctx, plan, &ws).await,
+                Some(_) => None,
+            }
+        },
+        git::capture(&tree, plan.base_commit, &message),
+    );
+    let capture = match capture {
         Ok(capture) => capture,
         Err(err) => {
             let reason = format!("could not capture the worktree's changes: {err}");

@@ -337,6 +337,31 @@ impl AttemptTree {
         Ok(())
     }
 
+    /// Creates the attempt branch at `base_commit` and checks it out into the worktree
+    /// [`create_worktree`] registered: the index and every file, as `git worktree add`
+    /// would have. Fails when the branch already exists. It writes only this worktree's
+    /// and this branch's files (git's lock files included), so it needs no [`RepoLock`].
+    pub async fn check_out(&self, base_commit: &str) -> Result<(), GitError> {
+        git(
+            &self.worktree,
+            self.scoped(&[
+                "checkout",
+                "--quiet",
+                "--force",
+                "-b",
+                &self.branch,
+                base_commit,
+            ]),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the attempt branch exists yet ([`AttemptTree::check_out`] makes it).
+    pub async fn branch_exists(&self) -> bool {
+        self.branch_head().await.is_ok()
+    }
+
     /// The commit the attempt branch points at, from its ref file when it is a plain loose
     /// ref (no process), else from git.
     async fn branch_head(&self) -> Result<String, GitError> {
@@ -420,28 +445,37 @@ fn restore_err(path: &Path, source: std::io::Error) -> GitError {
     }
 }
 
-/// Adds a worktree at `path` on a new `branch` starting at `base_commit`.
-pub async fn add_worktree(
+/// Registers a worktree at `path` for the attempt branch `branch`, detached at
+/// `base_commit` and not checked out yet ([`AttemptTree::check_out`] does that), so that
+/// the executor's sandbox, which binds the worktree and its git metadata, can be built
+/// while git writes the files. The directories of the branch's ref and reflog are made
+/// here for the same reason: the sandbox binds them writable.
+///
+/// One git process without children: `git worktree add -b` runs two more (`git branch`,
+/// `git reset --hard`) in series.
+pub async fn create_worktree(
     repo: &Path,
     path: &Path,
     branch: &str,
     base_commit: &str,
 ) -> Result<AttemptTree, GitError> {
     let common = common_dir(repo).await?;
-    let _lock = RepoLock::acquire(&common).await?;
-    git(
-        repo,
-        [
-            OsStr::new("worktree"),
-            OsStr::new("add"),
-            OsStr::new("--quiet"),
-            OsStr::new("-b"),
-            OsStr::new(branch),
-            path.as_os_str(),
-            OsStr::new(base_commit),
-        ],
-    )
-    .await?;
+    {
+        let _lock = RepoLock::acquire(&common).await?;
+        git(
+            repo,
+            [
+                OsStr::new("worktree"),
+                OsStr::new("add"),
+                OsStr::new("--quiet"),
+                OsStr::new("--detach"),
+                OsStr::new("--no-checkout"),
+                path.as_os_str(),
+                OsStr::new(base_commit),
+            ],
+        )
+        .await?;
+    }
     // Nothing has run in the worktree yet: its link is what git just wrote.
     let link = std::fs::read_to_string(path.join(".git")).map_err(|e| GitError::Failed {
         args: "worktree add".into(),
@@ -458,6 +492,16 @@ pub async fn add_worktree(
     let back_link = std::fs::read_to_string(admin.join("gitdir"))
         .map(|s| PathBuf::from(s.trim()))
         .unwrap_or_else(|_| path.join(".git"));
+    if let Some(dir) = Path::new(branch).parent() {
+        for base in ["refs/heads", "logs/refs/heads"] {
+            let refs = common.join(base).join(dir);
+            std::fs::create_dir_all(&refs).map_err(|e| GitError::Failed {
+                args: "worktree add".into(),
+                dir: repo.display().to_string(),
+                stderr: format!("cannot create {}: {e}", refs.display()),
+            })?;
+        }
+    }
     Ok(AttemptTree {
         worktree: path.to_owned(),
         common,
@@ -667,8 +711,20 @@ mod tests {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    /// A repository with one commit and an attempt worktree made by `add_worktree`.
-    async fn repo_with_attempt(root: &Path) -> (PathBuf, AttemptTree, String) {
+    /// Adds a worktree at `path` on a new `branch` starting at `base_commit`, checked out.
+    async fn add_worktree(
+        repo: &Path,
+        path: &Path,
+        branch: &str,
+        base_commit: &str,
+    ) -> Result<AttemptTree, GitError> {
+        let tree = create_worktree(repo, path, branch, base_commit).await?;
+        tree.check_out(base_commit).await?;
+        Ok(tree)
+    }
+
+    /// A repository with one commit (`a.txt`) on `main`, and that commit.
+    fn repo_with_commit(root: &Path) -> (PathBuf, String) {
         let repo = root.join("repo");
         std::fs::create_dir_all(&repo).unwrap();
         sh_git(&repo, &["init", "-q", "-b", "main"]);
@@ -676,10 +732,59 @@ mod tests {
         sh_git(&repo, &["add", "-A"]);
         sh_git(&repo, &["commit", "-q", "-m", "init"]);
         let base = sh_git(&repo, &["rev-parse", "HEAD"]);
+        (repo, base)
+    }
+
+    /// A repository with one commit and an attempt worktree made by `add_worktree`.
+    async fn repo_with_attempt(root: &Path) -> (PathBuf, AttemptTree, String) {
+        let (repo, base) = repo_with_commit(root);
         let tree = add_worktree(&repo, &root.join("wt"), "codencer/r/1/1", &base)
             .await
             .unwrap();
         (repo, tree, base)
+    }
+
+    #[tokio::test]
+    async fn a_worktree_is_registered_first_and_checked_out_onto_its_new_branch_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, base) = repo_with_commit(tmp.path());
+        let tree = create_worktree(&repo, &tmp.path().join("wt"), "codencer/r/1/1", &base)
+            .await
+            .unwrap();
+        // Registered and detached at the base; nothing checked out and no branch yet, but
+        // the branch's ref directories are there for the sandbox to bind.
+        let names: Vec<_> = std::fs::read_dir(&tree.worktree)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [".git"]);
+        assert_eq!(
+            std::fs::read_to_string(tree.admin.join("HEAD"))
+                .unwrap()
+                .trim(),
+            base
+        );
+        assert!(!tree.branch_exists().await);
+        for dir in ["refs/heads/codencer/r/1", "logs/refs/heads/codencer/r/1"] {
+            assert!(tree.common.join(dir).is_dir(), "{dir}");
+        }
+
+        tree.check_out(&base).await.unwrap();
+        assert!(tree.branch_exists().await);
+        assert_eq!(
+            std::fs::read_to_string(tree.worktree.join("a.txt")).unwrap(),
+            "a\n"
+        );
+        assert_eq!(sh_git(&tree.worktree, &["status", "--porcelain"]), "");
+        assert_eq!(
+            sh_git(&tree.worktree, &["symbolic-ref", "HEAD"]),
+            "refs/heads/codencer/r/1/1"
+        );
+        assert_eq!(sh_git(&repo, &["rev-parse", "codencer/r/1/1"]), base);
+        // The user's checkout stays on its branch.
+        assert_eq!(sh_git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+        // The attempt branch is new or nothing: a second checkout is refused.
+        assert!(tree.check_out(&base).await.is_err());
     }
 
     #[tokio::test]

@@ -41,11 +41,24 @@ pub(crate) async fn close(
     let (capture, lost) = if worktree.join(".git").exists() {
         clear_stale_index_lock(worktree);
         let captured = match git::AttemptTree::find(repo, worktree, &attempt.branch).await {
-            Ok(tree) => git::capture(&tree, &attempt.base_commit, &message).await,
+            // The branch is made by the checkout, and the executor is started only after
+            // it: without the branch nothing ran, and the half-written worktree is not a
+            // change.
+            Ok(tree) if !tree.branch_exists().await => Ok(None),
+            Ok(tree) => git::capture(&tree, &attempt.base_commit, &message)
+                .await
+                .map(Some),
             Err(err) => Err(err),
         };
         match captured {
-            Ok(capture) => (Some(capture), None),
+            Ok(Some(capture)) => (Some(capture), None),
+            Ok(None) => (
+                None,
+                Some(
+                    "it ended while its worktree was being checked out, before the executor started (nothing to capture)"
+                        .to_string(),
+                ),
+            ),
             Err(err) => (
                 None,
                 Some(format!(

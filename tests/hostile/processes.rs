@@ -232,3 +232,56 @@ fn held_sandbox_withdrawn_runs_nothing() {
     assert_eq!(report.exit, None);
     assert!(!fx.wt().join("held.txt").exists());
 }
+
+/// The supervisor builds the executor's sandbox while git checks the worktree out: the
+/// worktree is registered (`git worktree add --detach --no-checkout`) and the branch's ref
+/// directories made first, the checkout runs after the sandbox is built. The sandbox must
+/// see every checked-out file and commit on the branch the checkout made.
+#[test]
+fn held_sandbox_sees_a_checkout_made_after_it_was_built() {
+    let fx = Fixture::new();
+    let repo = fx.path("repo");
+    let wt = fx.path("late-wt");
+    let branch = "codencer/late/1/1";
+    codencer_tests::git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            "--no-checkout",
+            wt.to_str().unwrap(),
+            "HEAD",
+        ],
+    );
+    for refs in ["refs/heads", "logs/refs/heads"] {
+        std::fs::create_dir_all(repo.join(".git").join(refs).join("codencer/late/1")).unwrap();
+    }
+    let mut spec = fx.spec(
+        "{ cat app.txt; git status --porcelain --untracked-files=no | wc -l; \
+         echo change >> app.txt && git commit -qam change 2>/dev/null && echo COMMITTED; } > out.txt 2>&1",
+    );
+    spec.cwd = wt.clone();
+    spec.sandbox.worktree = wt.clone();
+    spec.sandbox.git_branch = Some(branch.to_owned());
+    spec.hold = true;
+    let mut handle = codencer_sandbox::spawn_worker(
+        &harness::worker(),
+        &spec,
+        std::process::Stdio::null(),
+        std::process::Stdio::null(),
+    )
+    .unwrap();
+    // Built and waiting (the held test above shows it runs nothing meanwhile).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!wt.join("app.txt").exists());
+    codencer_tests::git(&wt, &["checkout", "-q", "-f", "-b", branch]);
+    handle.take_go().expect("a held worker has a go").release();
+    let report = handle.wait().unwrap();
+    assert!(report.setup_error.is_none(), "{report:?}");
+    let out = std::fs::read_to_string(wt.join("out.txt")).unwrap();
+    assert_eq!(out, "line 1\n0\nCOMMITTED\n", "{out}");
+    let log = codencer_tests::git(&repo, &["log", "--format=%s", branch]);
+    assert_eq!(log.lines().next(), Some("change"), "{log}");
+}

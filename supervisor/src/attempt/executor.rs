@@ -15,11 +15,25 @@ pub const MODEL_BASE_URL_ENV: &str = "CODENCER_MODEL_BASE_URL";
 /// Policy variable naming the model the executor asks for.
 pub const MODEL_ENV: &str = "CODENCER_MODEL";
 
-pub(super) async fn run(
+/// The executor's process, ready to start: its invocation, and its sandbox built and held
+/// (see [`prepare`]).
+pub(super) struct Prepared {
+    adapter: &'static dyn codencer_adapters::Adapter,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    request: ProcessRequest,
+    held: Result<launch::Held, launch::LaunchError>,
+}
+
+/// Renders the prompt and the invocation and builds the executor's sandbox, held until
+/// [`run`] releases it: the worker sets it up on another core while the supervisor checks
+/// the worktree out and the policy decides admission. Records nothing, starts nothing:
+/// dropping the result discards the sandbox. `Err` is how the attempt ends when the
+/// executor cannot even be invoked (not installed, a bad invocation).
+pub(super) async fn prepare(
     ctx: &Context,
     plan: &AttemptPlan<'_>,
     ws: &Workspace<'_>,
-) -> Result<ExecPhase, SupervisorError> {
+) -> Result<Prepared, ExecPhase> {
     let step = &plan.step.spec;
     let prompt = render_prompt(&PromptInput {
         goal: &step.goal,
@@ -32,12 +46,13 @@ pub(super) async fn run(
         feedback: plan.feedback,
     });
     let adapter = codencer_adapters::adapter(&step.executor).ok_or_else(|| {
-        SupervisorError::Infrastructure(format!("unknown executor `{}`", step.executor))
+        ExecPhase::ended(
+            AttemptStatus::Failed,
+            format!("unknown executor `{}`", step.executor),
+        )
     })?;
-    let located = match crate::executors::locate(adapter) {
-        Ok(located) => located,
-        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
-    };
+    let located = crate::executors::locate(adapter)
+        .map_err(|err| ExecPhase::ended(AttemptStatus::Failed, err.to_string()))?;
     let home = ws.scratch.join("home");
     // The operator points an executor at an on-prem (or mock) model server through its
     // policy: `[env.set] CODENCER_MODEL_BASE_URL` / `CODENCER_MODEL`; the adapter turns
@@ -48,41 +63,29 @@ pub(super) async fn run(
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
     };
-    let invocation = match adapter.invocation(&codencer_adapters::InvocationRequest {
-        prompt: &prompt,
-        worktree: ws.worktree,
-        attempt: plan.number,
-        command: step.command.as_deref(),
-        config_home: &home,
-        binary: Some(&located.binary),
-        model: policy_env(MODEL_ENV),
-        model_base_url: policy_env(MODEL_BASE_URL_ENV),
-    }) {
-        Ok(inv) => inv,
-        Err(err) => return Ok(ExecPhase::ended(AttemptStatus::Failed, err.to_string())),
-    };
-    for (path, contents) in &invocation.files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                SupervisorError::io("create the executor's config directory", parent, e)
-            })?;
-        }
-        std::fs::write(path, contents)
-            .map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
-    }
-    let stdout = ws.scratch.join("executor.stdout");
-    let stderr = ws.scratch.join("executor.stderr");
+    let invocation = adapter
+        .invocation(&codencer_adapters::InvocationRequest {
+            prompt: &prompt,
+            worktree: ws.worktree,
+            attempt: plan.number,
+            command: step.command.as_deref(),
+            config_home: &home,
+            binary: Some(&located.binary),
+            model: policy_env(MODEL_ENV),
+            model_base_url: policy_env(MODEL_BASE_URL_ENV),
+        })
+        .map_err(|err| ExecPhase::ended(AttemptStatus::Failed, err.to_string()))?;
     let mut env = ws.env.clone();
     for (k, v) in &invocation.env {
         env.retain(|(name, _)| name != k);
         env.push((k.clone(), v.clone()));
     }
     let request = ProcessRequest {
-        argv: invocation.argv.clone(),
+        argv: invocation.argv,
         env,
         cwd: ws.worktree.to_path_buf(),
-        stdout: stdout.clone(),
-        stderr: Some(stderr.clone()),
+        stdout: ws.scratch.join("executor.stdout"),
+        stderr: Some(ws.scratch.join("executor.stderr")),
         wall: plan.step.wall(),
         idle: plan.step.idle(),
         output_limit: plan.step.output_limit(),
@@ -93,15 +96,54 @@ pub(super) async fn run(
             sandbox
         },
     };
+    let held = launch::prepare(&ctx.worker, &request).await;
+    Ok(Prepared {
+        adapter,
+        files: invocation.files,
+        request,
+        held,
+    })
+}
+
+/// Writes the executor's files, releases its sandbox and supervises it to its end,
+/// recording its output, the sandbox report and the executor's own report. Run it once
+/// the worktree is checked out and admission is granted.
+pub(super) async fn run(
+    ctx: &Context,
+    plan: &AttemptPlan<'_>,
+    ws: &Workspace<'_>,
+    prepared: Prepared,
+) -> Result<ExecPhase, SupervisorError> {
+    let Prepared {
+        adapter,
+        files,
+        request,
+        held,
+    } = prepared;
+    // Written now, not while preparing: the checkout must not race them.
+    for (path, contents) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SupervisorError::io("create the executor's config directory", parent, e)
+            })?;
+        }
+        std::fs::write(path, contents)
+            .map_err(|e| SupervisorError::io("write the executor's files", path, e))?;
+    }
+    let stdout = request.stdout.clone();
+    let stderr = request.stderr.clone().unwrap_or_else(|| stdout.clone());
     let mut cancel = ctx.cancel.clone();
     let rec = ctx.recorder.clone();
     let running_ids = ws.ids.clone();
-    let result = launch::run_process(&ctx.worker, &request, &mut cancel, move |pid| {
+    let on_start = move |pid| {
         if let Err(err) = rec.append(&running_ids, EventBody::AttemptRunning { pid: Some(pid) }) {
             tracing::error!(cause = %err, "could not record attempt.running");
         }
-    })
-    .await;
+    };
+    let result = match held {
+        Ok(held) => held.run(&request, &mut cancel, on_start).await,
+        Err(err) => Err(err),
+    };
     // Output is recorded even when the process could not be supervised to its end.
     ctx.recorder.artifact_file(
         &ws.ids,
