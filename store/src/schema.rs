@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 
 /// How long a connection waits for another writer (another process) before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The projection tables, parents before children (the order to insert; reverse to delete).
 pub(crate) const PROJECTION_TABLES: [&str; 7] = [

@@ -63,10 +63,35 @@ impl std::fmt::Debug for Store {
 /// one transaction each would never restart it.
 const CHECKPOINT_ON_CLOSE_BYTES: u64 = 2 << 20;
 
+impl Store {
+    fn wal_is_large(&self) -> bool {
+        let wal = self.root.join("codencer.db-wal");
+        fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_ON_CLOSE_BYTES)
+    }
+
+    /// Does now what closing the store would do, for a process about to exit without
+    /// dropping it (`codencer run` leaves its runtime to the exit): checkpoints a WAL grown
+    /// past [`CHECKPOINT_ON_CLOSE_BYTES`] into the database and truncates it. Like SQLite's
+    /// checkpoint on close it never waits: with another connection busy (a daemon on the
+    /// same state directory) the WAL is left as it is. The store stays usable.
+    pub fn checkpoint_before_exit(&self) {
+        if !self.wal_is_large() {
+            return;
+        }
+        let conn = lock(&self.writer);
+        // Setting a busy timeout cannot fail; the checkpoint may.
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.busy_timeout(schema::BUSY_TIMEOUT);
+        if let Err(err) = checkpoint {
+            tracing::debug!(cause = %err, "WAL left for the next process");
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
-        let wal = self.root.join("codencer.db-wal");
-        if fs::metadata(&wal).is_ok_and(|m| m.len() > CHECKPOINT_ON_CLOSE_BYTES) {
+        if self.wal_is_large() {
             // SQLite checkpoints on close only in the last connection to the database
             // (system-wide) and never waits for one: a daemon's store stays untouched.
             for conn in [&self.writer, &self.reader] {

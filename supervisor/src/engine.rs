@@ -38,32 +38,60 @@ pub struct Engine {
     stop: watch::Sender<Stop>,
 }
 
-/// The host probe, running on its own thread until [`finish_host_probe`] takes it.
-static HOST_PROBE: std::sync::Mutex<Option<std::thread::JoinHandle<codencer_sandbox::HostReport>>> =
-    std::sync::Mutex::new(None);
+/// Work started on a thread of its own before the engine needs it, taken by
+/// [`Engine::start`].
+struct Ahead<T>(std::sync::Mutex<Option<std::thread::JoinHandle<T>>>);
 
-/// Starts probing what this host can enforce (it creates namespaces in a child process, a
-/// few ms) on a thread of its own, so that it overlaps whatever the caller does before
-/// [`Engine::start`], e.g. checking a TaskSpec. Idempotent until the engine takes it.
-pub fn start_host_probe() {
-    let mut probe = HOST_PROBE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if probe.is_none() {
-        *probe = Some(std::thread::spawn(codencer_sandbox::probe_host));
+impl<T: Send + 'static> Ahead<T> {
+    const fn new() -> Ahead<T> {
+        Ahead(std::sync::Mutex::new(None))
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<std::thread::JoinHandle<T>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts `work` unless it is already running or waiting to be taken.
+    fn start(&self, work: impl FnOnce() -> T + Send + 'static) {
+        let mut slot = self.slot();
+        if slot.is_none() {
+            *slot = Some(std::thread::spawn(work));
+        }
+    }
+
+    /// The work's result (`Err` when it panicked); `None` when it was not started.
+    fn take(&self) -> Option<std::thread::Result<T>> {
+        let thread = self.slot().take()?;
+        Some(thread.join())
     }
 }
 
-fn finish_host_probe() -> Result<codencer_sandbox::HostReport, SupervisorError> {
-    let probe = HOST_PROBE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    match probe {
-        Some(thread) => thread
-            .join()
-            .map_err(|_| SupervisorError::Infrastructure("the host probe panicked".into())),
-        None => Ok(codencer_sandbox::probe_host()),
+/// What this host can enforce (namespaces made in a child process, a few ms).
+static HOST_PROBE: Ahead<codencer_sandbox::HostReport> = Ahead::new();
+/// The store of a state directory, opened (the WAL read back, ~1 ms per MB) ahead.
+static STORE: Ahead<(PathBuf, Result<Store, codencer_store::StoreError>)> = Ahead::new();
+
+/// Starts probing what this host can enforce on a thread of its own, so that it overlaps
+/// whatever the caller does before [`Engine::start`], e.g. checking a TaskSpec.
+/// Idempotent until the engine takes it.
+pub fn start_host_probe() {
+    HOST_PROBE.start(codencer_sandbox::probe_host);
+}
+
+/// Starts opening the store in `state_dir` on a thread of its own, like
+/// [`start_host_probe`]. Only an existing store: a TaskSpec found invalid meanwhile must
+/// leave no state behind.
+pub fn open_store_ahead(state_dir: &Path) {
+    let Ok(dir) = std::path::absolute(state_dir) else {
+        return;
+    };
+    if dir.join("codencer.db").is_file() {
+        STORE.start(move || {
+            let store = Store::open(&dir);
+            (dir, store)
+        });
     }
 }
 
@@ -78,10 +106,25 @@ impl Engine {
         // The host probe (namespaces made in a child process, a few ms) runs on its own
         // thread, started as early as the caller could (`start_host_probe`).
         start_host_probe();
-        let store = Arc::new(Store::open(state_dir)?);
+        let store = match STORE.take() {
+            Some(Ok((dir, Ok(store)))) if dir == *state_dir => store,
+            // Not opened ahead, or for another directory, or failed: open it here (again),
+            // so a failure is reported from here.
+            _ => Store::open(state_dir)?,
+        };
+        let store = Arc::new(store);
         let recorder = Recorder::new(store, actor);
         let worker = crate::context::worker_binary()?;
-        let host = crate::context::host_layers(&finish_host_probe()?);
+        let host = match HOST_PROBE.take() {
+            Some(Ok(host)) => host,
+            Some(Err(_)) => {
+                return Err(SupervisorError::Infrastructure(
+                    "the host probe panicked".into(),
+                ));
+            }
+            None => codencer_sandbox::probe_host(),
+        };
+        let host = crate::context::host_layers(&host);
         let (policy, _) = Actor::spawn(
             None,
             PolicyActor,

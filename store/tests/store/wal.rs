@@ -76,3 +76,39 @@ fn the_wal_stays_bounded_across_processes() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.last_seq().unwrap(), appended as u64);
 }
+
+/// `codencer run` exits without dropping its store: it settles the WAL itself first.
+#[test]
+fn checkpoint_before_exit_truncates_a_large_wal_and_loses_nothing() {
+    let (dir, store) = open();
+    let reason = "x".repeat(3_000);
+    let batch = (0..1_000)
+        .map(|_| policy_decided(None, reason.clone()))
+        .collect();
+    let appended = store.append_all(batch).unwrap().len() as u64;
+    assert!(
+        wal_len(dir.path()) > 2 << 20,
+        "the WAL is past the threshold"
+    );
+
+    store.checkpoint_before_exit();
+    assert_eq!(wal_len(dir.path()), 0);
+    // Still usable, and an exit without a close keeps what was appended after it too.
+    let last = store.append(policy_note(None, 1)).unwrap();
+    assert_eq!(last.seq, appended + 1);
+    std::mem::forget(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.last_seq().unwrap(), appended + 1);
+    let report = store.verify().unwrap();
+    assert!(report.ok, "{report}");
+}
+
+#[test]
+fn checkpoint_before_exit_leaves_a_small_wal_for_the_next_process() {
+    let (dir, store) = open();
+    scenario(&store);
+    let before = wal_len(dir.path());
+    assert!(before > 0);
+    store.checkpoint_before_exit();
+    assert_eq!(wal_len(dir.path()), before);
+}

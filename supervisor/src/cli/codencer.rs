@@ -157,8 +157,9 @@ fn run(
     json: bool,
     grace: Duration,
 ) -> ExitCode {
-    // Overlaps checking the TaskSpec (a git process) and the policy.
+    // Both overlap checking the TaskSpec (a git process) and the policy.
     crate::engine::start_host_probe();
+    crate::engine::open_store_ahead(state);
     let spec = match TaskSpec::load(spec_path) {
         Ok(spec) => spec,
         Err(errors) => {
@@ -182,7 +183,7 @@ fn run(
             return exit(EXIT_INVALID);
         }
     }
-    block_on(run_async(state, plan, json, grace))
+    block_on_then_exit(run_async(state, plan, json, grace))
 }
 
 async fn run_async(
@@ -222,7 +223,7 @@ async fn run_async(
 }
 
 fn resume(state: &std::path::Path, run: &str, json: bool, grace: Duration) -> ExitCode {
-    block_on(async {
+    block_on_then_exit(async {
         if !state.join("codencer.db").exists() {
             eprintln!(
                 "error: no Codencer state at {} (pass --state-dir or set CODENCER_HOME)",

@@ -111,6 +111,27 @@ pub fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// [`block_on`] for work the process exits right after (`codencer run` and `resume`): the
+/// runtime, with its actors and their store handles, is left to the process's exit
+/// instead of shut down, which joins every thread and drops every actor (1-2 ms at the
+/// end of each run). The work must leave nothing to clean up but memory: its events
+/// appended, its output printed, the store settled ([`Store::checkpoint_before_exit`]).
+///
+/// [`Store::checkpoint_before_exit`]: codencer_store::Store::checkpoint_before_exit
+pub fn block_on_then_exit(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match runtime() {
+        Ok(rt) => {
+            let code = rt.block_on(work);
+            std::mem::forget(rt);
+            code
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            exit(EXIT_INFRASTRUCTURE)
+        }
+    }
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

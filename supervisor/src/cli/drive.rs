@@ -83,6 +83,8 @@ pub(super) async fn drive(
     } else {
         render::result_summary(&result);
     }
+    // The process exits next, its runtime and store handles not dropped.
+    engine.recorder().store().checkpoint_before_exit();
     match outcome {
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));
