@@ -34,22 +34,69 @@ pub enum BlobContent {
     File(PathBuf),
 }
 
+/// A blob ready to be named by an event: a small one's bytes, to be inserted in the
+/// transaction of that event ([`Store::append_all_with_blobs`]); a large one already stored
+/// as a file (fsynced).
+#[derive(Debug, Clone)]
+pub struct StagedBlob {
+    blob: BlobRef,
+    inline: Option<Vec<u8>>,
+}
+
+impl StagedBlob {
+    pub fn blob(&self) -> &BlobRef {
+        &self.blob
+    }
+
+    /// Inserts a small blob in `conn`'s transaction (no-op if already stored).
+    pub(crate) fn insert(&self, conn: &rusqlite::Connection) -> Result<(), StoreError> {
+        if let Some(data) = &self.inline {
+            conn.prepare_cached("INSERT OR IGNORE INTO main.blobs (sha256, data) VALUES (?1, ?2)")?
+                .execute(params![self.blob.sha256, data])?;
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Store `bytes` as a blob (no-op if already stored).
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
-        if bytes.len() as u64 > INLINE_BLOB_MAX_BYTES {
-            return self.blobs.put(bytes);
-        }
-        self.put_inline(bytes)
+        let staged = self.stage_blob(bytes)?;
+        self.put_staged(staged)
     }
 
     /// Store the content of the file at `path` as a blob (no-op if already stored). Files over
     /// [`INLINE_BLOB_MAX_BYTES`] are streamed, never held in memory.
     pub fn put_blob_file(&self, path: &Path) -> Result<BlobRef, StoreError> {
+        let staged = self.stage_blob_file(path)?;
+        self.put_staged(staged)
+    }
+
+    /// Stages `bytes` as a blob: over [`INLINE_BLOB_MAX_BYTES`] it is stored as a file now,
+    /// else it waits for the transaction of the event naming it.
+    pub fn stage_blob(&self, bytes: &[u8]) -> Result<StagedBlob, StoreError> {
+        if bytes.len() as u64 > INLINE_BLOB_MAX_BYTES {
+            return Ok(StagedBlob {
+                blob: self.blobs.put(bytes)?,
+                inline: None,
+            });
+        }
+        Ok(StagedBlob {
+            blob: blob_ref(bytes),
+            inline: Some(bytes.to_vec()),
+        })
+    }
+
+    /// [`Store::stage_blob`] for the content of the file at `path`; a large file is
+    /// streamed, never held in memory.
+    pub fn stage_blob_file(&self, path: &Path) -> Result<StagedBlob, StoreError> {
         let mut file = File::open(path).map_err(StoreError::io(path))?;
         let len = file.metadata().map_err(StoreError::io(path))?.len();
         if len > INLINE_BLOB_MAX_BYTES {
-            return self.blobs.put_reader(file, path);
+            return Ok(StagedBlob {
+                blob: self.blobs.put_reader(file, path)?,
+                inline: None,
+            });
         }
         // The size is a hint: the file may grow while we read it (a log still being written),
         // and a pipe or device reports 0. Read one byte past the limit to know.
@@ -59,11 +106,17 @@ impl Store {
             .read_to_end(&mut head)
             .map_err(StoreError::io(path))?;
         if head.len() as u64 > INLINE_BLOB_MAX_BYTES {
-            return self
-                .blobs
-                .put_reader(io::Cursor::new(head).chain(file), path);
+            return Ok(StagedBlob {
+                blob: self
+                    .blobs
+                    .put_reader(io::Cursor::new(head).chain(file), path)?,
+                inline: None,
+            });
         }
-        self.put_inline(&head)
+        Ok(StagedBlob {
+            blob: blob_ref(&head),
+            inline: Some(head),
+        })
     }
 
     /// Where a file-backed blob `sha256` lives (or would live); small blobs are in the
@@ -146,8 +199,8 @@ impl Store {
         }
     }
 
-    fn put_inline(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
-        let blob = blob_ref(bytes);
+    /// Stores a staged blob on its own, before any event names it.
+    fn put_staged(&self, staged: StagedBlob) -> Result<BlobRef, StoreError> {
         // Durability without an fsync. This insert commits on its own (autocommit) before the
         // caller appends the event that names the blob, and every commit, from any connection
         // or process, is appended to the one WAL in commit order. Each WAL frame's checksum
@@ -156,10 +209,8 @@ impl Store {
         // too. A checkpoint fsyncs the WAL before copying it into the database, and the WAL
         // restarts only after a complete checkpoint, so that order holds across checkpoints.
         // Files, outside the WAL, need their own fsyncs to be ordered before the event.
-        let conn = lock(&self.writer);
-        conn.prepare_cached("INSERT OR IGNORE INTO main.blobs (sha256, data) VALUES (?1, ?2)")?
-            .execute(params![blob.sha256, bytes])?;
-        Ok(blob)
+        staged.insert(&lock(&self.writer))?;
+        Ok(staged.blob)
     }
 
     /// The bytes of blob `sha256` if it is kept in the database.

@@ -23,7 +23,7 @@ mod verify;
 pub use blobs::BlobProblem;
 pub use chain::GENESIS_HASH;
 pub use error::StoreError;
-pub use inline::{BlobContent, INLINE_BLOB_MAX_BYTES};
+pub use inline::{BlobContent, INLINE_BLOB_MAX_BYTES, StagedBlob};
 pub use model::*;
 pub use rebuild::{ColumnDiff, ProjectionDiff, ProjectionReport, RowDifference, TableCount};
 pub use store::{Store, new_id};

@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::blobs::Blobs;
 use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
 use crate::error::StoreError;
+use crate::inline::StagedBlob;
 use crate::model::{ArtifactKind, ArtifactRow, BlobRef, Event, EventBody, EventIds, NewEvent};
 use crate::project::{Statements, Target, project, touch_run};
 use crate::schema;
@@ -177,11 +178,25 @@ impl Store {
     /// All events of one call share a timestamp (they commit at one instant); timestamps never
     /// go backwards along the chain, even if the clock does.
     pub fn append_all(&self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
-        if events.is_empty() {
+        self.append_all_with_blobs(&[], events)
+    }
+
+    /// [`Store::append_all`], with the small `blobs` the events name inserted in the same
+    /// transaction (large ones were stored as files when staged): one commit for an
+    /// artifact's content and its event, or for several artifacts at once.
+    pub fn append_all_with_blobs(
+        &self,
+        blobs: &[StagedBlob],
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Event>, StoreError> {
+        if events.is_empty() && blobs.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for blob in blobs {
+            blob.insert(&tx)?;
+        }
         let mut head = Head::read(&tx)?;
         let mut stmts = Statements::new(&tx);
         let out = events

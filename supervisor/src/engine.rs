@@ -177,7 +177,8 @@ impl Engine {
     ) -> Result<CreatedRun, SupervisorError> {
         let spec = &plan.spec;
         let run_id = codencer_store::new_id();
-        let blob = rec.store().put_blob(spec.text.as_bytes())?;
+        let staged = rec.store().stage_blob(spec.text.as_bytes())?;
+        let blob = staged.blob().clone();
         let step_ids: Vec<String> = spec
             .steps
             .iter()
@@ -219,8 +220,8 @@ impl Engine {
         if plan.open {
             events.push((Ids::run(&run_id), EventBody::RunOpened {}));
         }
-        // One transaction: a run is recorded whole or not at all.
-        rec.append_all(events)?;
+        // One transaction: a run is recorded whole or not at all, its TaskSpec included.
+        rec.append_all_with_blobs(&[staged], events)?;
         Ok(CreatedRun { run_id, step_ids })
     }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use codencer_store::{ArtifactKind, AttemptRow, AttemptStatus, EventBody};
 
 use crate::git;
-use crate::record::{Ids, Recorder};
+use crate::record::{Ids, NewArtifact, Recorder};
 use crate::supervisor_error::SupervisorError;
 
 /// Ends an unfinished attempt by appending `attempt.completed` with `status` (never an
@@ -163,7 +163,7 @@ fn record_partial_output(
             .any(|e| matches!(e, EventBody::ArtifactRecorded { kind: k, .. } if *k == kind));
         let path = scratch.join(file);
         if !recorded && path.exists() {
-            rec.artifact_file(ids, kind, None, &path)?;
+            rec.record(ids, &[NewArtifact::file(kind, None, &path)], |_| Vec::new())?;
         }
     }
     Ok(())

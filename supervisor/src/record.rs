@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use codencer_store::{ArtifactKind, ArtifactRow, Event, EventBody, NewEvent, Store, StoreError};
+use codencer_store::{ArtifactKind, Event, EventBody, NewEvent, StagedBlob, Store, StoreError};
 use tokio::sync::broadcast;
 
 /// Which node of the tree an event belongs to.
@@ -95,26 +95,24 @@ impl Recorder {
     }
 
     pub fn append_all(&self, events: Vec<(Ids, EventBody)>) -> Result<Vec<Event>, StoreError> {
+        self.append_all_with_blobs(&[], events)
+    }
+
+    /// [`Recorder::append_all`] with the staged blobs the events name, in one transaction.
+    pub fn append_all_with_blobs(
+        &self,
+        blobs: &[StagedBlob],
+        events: Vec<(Ids, EventBody)>,
+    ) -> Result<Vec<Event>, StoreError> {
         let new = events
             .into_iter()
             .map(|(ids, body)| self.new_event(&ids, body))
             .collect();
-        let appended = self.store.append_all(new)?;
+        let appended = self.store.append_all_with_blobs(blobs, new)?;
         for event in &appended {
             let _ = self.live.send(event.clone());
         }
         Ok(appended)
-    }
-
-    pub fn artifact(
-        &self,
-        ids: &Ids,
-        kind: ArtifactKind,
-        name: Option<&str>,
-        bytes: &[u8],
-    ) -> Result<ArtifactRow, StoreError> {
-        let blob = self.store.put_blob(bytes)?;
-        self.record_blob(ids, kind, name, blob.sha256, blob.bytes)
     }
 
     /// Records what an attempt changed: its diff and its changed-files list.
@@ -123,52 +121,92 @@ impl Recorder {
         ids: &Ids,
         capture: &crate::git::Capture,
     ) -> Result<(), StoreError> {
-        self.artifact(ids, ArtifactKind::Diff, None, &capture.diff)?;
         let files = serde_json::to_vec(&capture.files).unwrap_or_default();
-        self.artifact(ids, ArtifactKind::ChangedFiles, None, &files)?;
+        self.record(
+            ids,
+            &[
+                NewArtifact::bytes(ArtifactKind::Diff, None, &capture.diff),
+                NewArtifact::bytes(ArtifactKind::ChangedFiles, None, &files),
+            ],
+            |_| Vec::new(),
+        )
+    }
+
+    /// Records `artifacts` of node `ids`, then the events `then` makes (it gets the
+    /// artifacts' new ids, in order, to name them), in one transaction: the
+    /// `artifact.recorded` events, the small contents and the other events land together or
+    /// not at all (large contents are stored as files first).
+    pub fn record(
+        &self,
+        ids: &Ids,
+        artifacts: &[NewArtifact<'_>],
+        then: impl FnOnce(&[String]) -> Vec<(Ids, EventBody)>,
+    ) -> Result<(), StoreError> {
+        let mut blobs = Vec::with_capacity(artifacts.len());
+        let mut artifact_ids = Vec::with_capacity(artifacts.len());
+        let mut new = Vec::with_capacity(artifacts.len() + 1);
+        for artifact in artifacts {
+            let staged = match artifact.content {
+                Content::Bytes(bytes) => self.store.stage_blob(bytes)?,
+                Content::File(path) => self.store.stage_blob_file(path)?,
+            };
+            let artifact_id = codencer_store::new_id();
+            new.push(self.new_event(
+                ids,
+                EventBody::ArtifactRecorded {
+                    artifact_id: artifact_id.clone(),
+                    kind: artifact.kind,
+                    name: artifact.name.map(str::to_string),
+                    sha256: staged.blob().sha256.clone(),
+                    bytes: staged.blob().bytes,
+                },
+            ));
+            blobs.push(staged);
+            artifact_ids.push(artifact_id);
+        }
+        new.extend(
+            then(&artifact_ids)
+                .into_iter()
+                .map(|(ids, body)| self.new_event(&ids, body)),
+        );
+        let appended = self.store.append_all_with_blobs(&blobs, new)?;
+        for event in &appended {
+            let _ = self.live.send(event.clone());
+        }
         Ok(())
     }
+}
 
-    pub fn artifact_file(
-        &self,
-        ids: &Ids,
-        kind: ArtifactKind,
-        name: Option<&str>,
-        path: &Path,
-    ) -> Result<ArtifactRow, StoreError> {
-        let blob = self.store.put_blob_file(path)?;
-        self.record_blob(ids, kind, name, blob.sha256, blob.bytes)
+/// An artifact for [`Recorder::record`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewArtifact<'a> {
+    pub kind: ArtifactKind,
+    pub name: Option<&'a str>,
+    pub content: Content<'a>,
+}
+
+/// Where an artifact's content is.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    Bytes(&'a [u8]),
+    /// A file, streamed when large.
+    File(&'a Path),
+}
+
+impl<'a> NewArtifact<'a> {
+    pub fn bytes(kind: ArtifactKind, name: Option<&'a str>, bytes: &'a [u8]) -> NewArtifact<'a> {
+        NewArtifact {
+            kind,
+            name,
+            content: Content::Bytes(bytes),
+        }
     }
 
-    fn record_blob(
-        &self,
-        ids: &Ids,
-        kind: ArtifactKind,
-        name: Option<&str>,
-        sha256: String,
-        bytes: u64,
-    ) -> Result<ArtifactRow, StoreError> {
-        let artifact_id = codencer_store::new_id();
-        let event = self.append(
-            ids,
-            EventBody::ArtifactRecorded {
-                artifact_id: artifact_id.clone(),
-                kind,
-                name: name.map(str::to_string),
-                sha256: sha256.clone(),
-                bytes,
-            },
-        )?;
-        Ok(ArtifactRow {
-            id: artifact_id,
-            run_id: ids.run.clone(),
-            step_id: ids.step.clone(),
-            attempt_id: ids.attempt.clone(),
+    pub fn file(kind: ArtifactKind, name: Option<&'a str>, path: &'a Path) -> NewArtifact<'a> {
+        NewArtifact {
             kind,
-            name: name.map(str::to_string),
-            sha256,
-            bytes,
-            created_at: event.ts,
-        })
+            name,
+            content: Content::File(path),
+        }
     }
 }

@@ -526,3 +526,60 @@ fn read_blob_range_reads_a_window_of_either_kind() {
         Err(StoreError::BlobNotFound { .. })
     ));
 }
+
+/// A small staged blob is inserted in the transaction of the events that name it: with
+/// them or not at all. A large one is a file from the moment it is staged.
+#[test]
+fn staged_blobs_land_with_their_events_or_not_at_all() {
+    let (dir, store) = open();
+    let run = codencer_store::new_id();
+    store.append(run_created(&run, "r")).unwrap();
+    let small_bytes = b"small content".to_vec();
+    let large_bytes = content("large", LIMIT + 1);
+    let small = store.stage_blob(&small_bytes).unwrap();
+    let large = store.stage_blob(&large_bytes).unwrap();
+    assert_eq!(small.blob(), &blob_ref(&small_bytes));
+    assert_eq!(blob_files(&dir).len(), 1);
+    assert!(inline_rows(&dir).is_empty());
+
+    // Refused (an event names a step that does not exist): the small blob is not kept.
+    let orphan = EventIds::step(&run, codencer_store::new_id()).event(
+        ACTOR,
+        EventBody::StepStarted {
+            base: "main".into(),
+            base_commit: "c".into(),
+        },
+    );
+    let err = store
+        .append_all_with_blobs(std::slice::from_ref(&small), vec![orphan])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownNode { node: "step", .. }),
+        "{err:?}"
+    );
+    assert!(inline_rows(&dir).is_empty());
+
+    let artifact = |blob: &BlobRef| {
+        EventIds::run(&run).event(
+            ACTOR,
+            EventBody::ArtifactRecorded {
+                artifact_id: codencer_store::new_id(),
+                kind: ArtifactKind::Other,
+                name: None,
+                sha256: blob.sha256.clone(),
+                bytes: blob.bytes,
+            },
+        )
+    };
+    let events = vec![artifact(small.blob()), artifact(large.blob())];
+    store
+        .append_all_with_blobs(&[small.clone(), large.clone()], events)
+        .unwrap();
+    assert_eq!(
+        inline_rows(&dir),
+        vec![(small.blob().sha256.clone(), small_bytes)]
+    );
+    assert_eq!(store.read_blob(&large.blob().sha256).unwrap(), large_bytes);
+    let report = store.verify().unwrap();
+    assert!(report.ok, "{report}");
+}

@@ -11,7 +11,7 @@ use codencer_policy::{
 use codencer_store::{ArtifactKind, EventBody};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::record::{Ids, Recorder};
+use crate::record::{Ids, NewArtifact, Recorder};
 
 /// What a StepActor asks.
 #[derive(Debug, Clone)]
@@ -98,11 +98,12 @@ impl Actor for PolicyActor {
 
 fn decide(state: &PolicyArgs, check: &PolicyCheck) -> Result<PolicyVerdict, ActorProcessingErr> {
     let rec = &state.recorder;
+    // Admission records the effective policy beside its decisions.
+    let mut explained = None;
     let (ids, stage, evaluation) = match check {
         PolicyCheck::Admission { ids, policy } => {
             let explanation = codencer_policy::explain(policy);
-            let json = serde_json::to_vec_pretty(&explanation)?;
-            rec.artifact(ids, ArtifactKind::Policy, Some(policy.executor()), &json)?;
+            explained = Some((serde_json::to_vec_pretty(&explanation)?, policy.executor()));
             (
                 ids,
                 "admission",
@@ -159,8 +160,16 @@ fn decide(state: &PolicyArgs, check: &PolicyCheck) -> Result<PolicyVerdict, Acto
                 },
             )
         })
-        .collect();
-    rec.append_all(events)?;
+        .collect::<Vec<_>>();
+    match &explained {
+        Some((json, executor)) => {
+            let policy = NewArtifact::bytes(ArtifactKind::Policy, Some(executor), json);
+            rec.record(ids, &[policy], |_| events)?;
+        }
+        None => {
+            rec.append_all(events)?;
+        }
+    }
     let reasons = |wanted: Verdict| {
         evaluation
             .decisions

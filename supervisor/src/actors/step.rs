@@ -13,7 +13,7 @@ use crate::actors::policy::{PolicyCheck, PolicyVerdict};
 use crate::attempt::{AttemptPlan, run_attempt};
 use crate::context::{Context, Stop};
 use crate::plan::StepPlan;
-use crate::record::Ids;
+use crate::record::{Ids, NewArtifact};
 
 /// Everything a step needs; cloned on restart.
 #[derive(Debug, Clone)]
@@ -145,12 +145,12 @@ fn record_result(s: &StepArgs) -> Result<(), crate::supervisor_error::Supervisor
     let result = crate::result::ResultSpec::from_step(&tree, step);
     let json = serde_json::to_vec_pretty(&result)
         .map_err(|e| crate::supervisor_error::SupervisorError::Infrastructure(e.to_string()))?;
-    s.ctx.recorder.artifact(
-        &Ids::step(&s.run_id, &s.step_id),
-        codencer_store::ArtifactKind::Resultspec,
-        None,
-        &json,
-    )?;
+    let artifact = NewArtifact::bytes(codencer_store::ArtifactKind::Resultspec, None, &json);
+    s.ctx
+        .recorder
+        .record(&Ids::step(&s.run_id, &s.step_id), &[artifact], |_| {
+            Vec::new()
+        })?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use codencer_store::{ArtifactKind, AttemptStatus, EventBody};
 use super::{AttemptPlan, ExecPhase, Workspace, evidence};
 use crate::context::Context;
 use crate::launch::{self, ProcessRequest};
+use crate::record::NewArtifact;
 use crate::supervisor_error::SupervisorError;
 
 /// Policy variable naming the model server's base URL for the executor's adapter.
@@ -144,22 +145,17 @@ pub(super) async fn run(
         Ok(held) => held.run(&request, &mut cancel, on_start).await,
         Err(err) => Err(err),
     };
-    // Output is recorded even when the process could not be supervised to its end.
-    ctx.recorder.artifact_file(
-        &ws.ids,
-        ArtifactKind::ExecutorStdout,
-        None,
-        &touch(&stdout)?,
-    )?;
-    ctx.recorder.artifact_file(
-        &ws.ids,
-        ArtifactKind::ExecutorStderr,
-        None,
-        &touch(&stderr)?,
-    )?;
+    touch(&stdout)?;
+    touch(&stderr)?;
+    let mut artifacts = vec![
+        NewArtifact::file(ArtifactKind::ExecutorStdout, None, &stdout),
+        NewArtifact::file(ArtifactKind::ExecutorStderr, None, &stderr),
+    ];
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(err) => {
+            // Output is recorded even when the process could not be supervised to its end.
+            ctx.recorder.record(&ws.ids, &artifacts, |_| Vec::new())?;
             return Ok(ExecPhase::ended(
                 AttemptStatus::Crashed,
                 format!("executor could not run: {}", crate::text::error_chain(&err)),
@@ -167,9 +163,13 @@ pub(super) async fn run(
         }
     };
     let sandbox_json = serde_json::to_vec_pretty(&outcome.report).unwrap_or_default();
-    ctx.recorder
-        .artifact(&ws.ids, ArtifactKind::SandboxReport, None, &sandbox_json)?;
+    artifacts.push(NewArtifact::bytes(
+        ArtifactKind::SandboxReport,
+        None,
+        &sandbox_json,
+    ));
     if let Some(refusal) = &outcome.report.setup_error {
+        ctx.recorder.record(&ws.ids, &artifacts, |_| Vec::new())?;
         // Fail closed: the sandbox could not be built as required, so nothing ran.
         return Ok(ExecPhase::ended(
             AttemptStatus::Failed,
@@ -178,11 +178,13 @@ pub(super) async fn run(
     }
     let stdout_bytes = std::fs::read(&stdout).unwrap_or_default();
     let report = adapter.parse(&stdout_bytes);
-    if report.outcome != Outcome::Unreported {
-        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        ctx.recorder
-            .artifact(&ws.ids, ArtifactKind::ExecutorReport, None, &json)?;
+    let report_json = (report.outcome != Outcome::Unreported)
+        .then(|| serde_json::to_vec_pretty(&report).unwrap_or_default());
+    if let Some(json) = &report_json {
+        artifacts.push(NewArtifact::bytes(ArtifactKind::ExecutorReport, None, json));
     }
+    // The outputs, the sandbox's report and the executor's in one transaction.
+    ctx.recorder.record(&ws.ids, &artifacts, |_| Vec::new())?;
     let (status, reason) = match outcome.ending {
         launch::Ending::Cancelled => {
             let (status, why) = ctx.cancelled_status();
@@ -203,11 +205,11 @@ pub(super) async fn run(
 }
 
 /// Makes sure an output file exists (a process that never started wrote none).
-fn touch(path: &Path) -> Result<PathBuf, SupervisorError> {
+fn touch(path: &Path) -> Result<(), SupervisorError> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| SupervisorError::io("create an output file", path, e))?;
-    Ok(path.to_path_buf())
+    Ok(())
 }

@@ -12,7 +12,7 @@ use codencer_store::{ArtifactKind, EventBody};
 
 use super::Workspace;
 use crate::context::Context;
-use crate::record::Ids;
+use crate::record::{Ids, NewArtifact};
 use crate::supervisor_error::SupervisorError;
 
 /// Fixed name resolutions for the proxy, `host=ip[,ip];host=ip`: for tests (a local
@@ -82,10 +82,9 @@ pub(super) async fn finish(
             lines.push(b'\n');
         }
     }
-    ctx.recorder
-        .artifact(ids, ArtifactKind::NetworkLog, None, &lines)?;
     let events = log.into_iter().map(|c| (ids.clone(), event(c))).collect();
-    ctx.recorder.append_all(events)?;
+    let artifact = NewArtifact::bytes(ArtifactKind::NetworkLog, None, &lines);
+    ctx.recorder.record(ids, &[artifact], |_| events)?;
     Ok(())
 }
 

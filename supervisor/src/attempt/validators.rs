@@ -8,7 +8,7 @@ use super::evidence::{FailedValidation, tail_file};
 use super::{AttemptPlan, Workspace};
 use crate::context::Context;
 use crate::launch::{self, Ending, ProcessRequest};
-use crate::record::Ids;
+use crate::record::{Ids, NewArtifact};
 use crate::spec::ValidatorSpec;
 use crate::supervisor_error::SupervisorError;
 
@@ -81,20 +81,6 @@ pub(super) async fn run_all(
             Some(held) => held.run(&request, &mut cancel, |_| {}).await,
             None => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
         };
-        let artifact = if output.exists() {
-            Some(
-                ctx.recorder
-                    .artifact_file(
-                        &ws.ids,
-                        ArtifactKind::ValidatorOutput,
-                        Some(&v.name),
-                        &output,
-                    )?
-                    .id,
-            )
-        } else {
-            None
-        };
         let (status, exit_code, duration_ms) = match &result {
             Ok(o) if o.report.setup_error.is_some() => {
                 (ValidationStatus::Error, None, o.duration.as_millis() as u64)
@@ -120,7 +106,7 @@ pub(super) async fn run_all(
             status,
             exit_code,
             duration_ms,
-            artifact,
+            Some(output.as_path()).filter(|path| path.exists()),
         )?;
         summary.run += 1;
         if matches!(&result, Ok(o) if o.ending == Ending::Cancelled) {
@@ -179,6 +165,8 @@ fn skip(ctx: &Context, ids: &Ids, v: &ValidatorSpec) -> Result<(), SupervisorErr
     )
 }
 
+/// Records a validator's end, with its output (when it wrote any) as an artifact in the
+/// same transaction.
 #[allow(clippy::too_many_arguments)]
 fn record(
     ctx: &Context,
@@ -188,19 +176,25 @@ fn record(
     status: ValidationStatus,
     exit_code: Option<i32>,
     duration_ms: u64,
-    output_artifact: Option<String>,
+    output: Option<&std::path::Path>,
 ) -> Result<(), SupervisorError> {
-    ctx.recorder.append(
-        ids,
-        EventBody::ValidationCompleted {
-            validation_id: codencer_store::new_id(),
-            name: name.to_string(),
-            command: command.to_string(),
-            status,
-            exit_code,
-            duration_ms,
-            output_artifact,
-        },
-    )?;
+    let artifacts: Vec<NewArtifact<'_>> = output
+        .map(|path| NewArtifact::file(ArtifactKind::ValidatorOutput, Some(name), path))
+        .into_iter()
+        .collect();
+    ctx.recorder.record(ids, &artifacts, |artifact_ids| {
+        vec![(
+            ids.clone(),
+            EventBody::ValidationCompleted {
+                validation_id: codencer_store::new_id(),
+                name: name.to_string(),
+                command: command.to_string(),
+                status,
+                exit_code,
+                duration_ms,
+                output_artifact: artifact_ids.first().cloned(),
+            },
+        )]
+    })?;
     Ok(())
 }
