@@ -106,6 +106,12 @@ pub struct RepoFacts {
 /// process (every git process is a few milliseconds of a run); `None` when `path` is not
 /// in a git repository. Remembers the common git dir for [`common_dir`].
 pub fn inspect_blocking(path: &Path, rev: &str) -> Option<RepoFacts> {
+    let facts = inspect_from_files(path, rev).or_else(|| inspect_with_git(path, rev))?;
+    remember_common_dir(&facts.toplevel, &facts.common_dir);
+    Some(facts)
+}
+
+fn inspect_with_git(path: &Path, rev: &str) -> Option<RepoFacts> {
     let out = std_git(path)
         .args([
             "rev-parse",
@@ -134,11 +140,57 @@ pub fn inspect_blocking(path: &Path, rev: &str) -> Option<RepoFacts> {
         .success()
         .then(|| lines.next().map(str::to_owned))
         .flatten();
-    remember_common_dir(&toplevel, &common_dir);
     Some(RepoFacts {
         toplevel,
         common_dir,
         commit,
+    })
+}
+
+/// What [`inspect_blocking`] asks git, read from the files instead, for the common case
+/// only: `path` is the top level of a repository whose `.git` is a directory, whose config
+/// leaves the work tree, the bareness and the ref storage alone, and `rev` is `HEAD`, on a
+/// branch held in a loose ref or detached. `None` for anything else (a packed ref, a linked
+/// worktree, a subdirectory, an unborn branch, another revision): then git decides. The
+/// object itself is not read; a ref naming a missing commit fails the worktree's creation.
+fn inspect_from_files(path: &Path, rev: &str) -> Option<RepoFacts> {
+    if rev != "HEAD" {
+        return None;
+    }
+    let toplevel = std::fs::canonicalize(path).ok()?;
+    let git_dir = toplevel.join(".git");
+    if !std::fs::symlink_metadata(&git_dir).ok()?.is_dir() || git_dir.join("commondir").exists() {
+        return None;
+    }
+    let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
+    let unusual = config.lines().any(|line| {
+        let line = line.trim().to_ascii_lowercase();
+        let value = line.split_once('=').map(|(_, v)| v.trim());
+        ["worktree", "refstorage", "[include"]
+            .iter()
+            .any(|key| line.starts_with(key))
+            || (line.starts_with("bare") && value != Some("false"))
+    });
+    if unusual {
+        return None;
+    }
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let commit = match head.strip_prefix("ref: ") {
+        Some(name) => {
+            let name = name.strip_suffix('\n')?;
+            if !name.starts_with("refs/heads/")
+                || name.split('/').any(|c| c.is_empty() || c == "..")
+            {
+                return None;
+            }
+            read_object_id(&git_dir.join(name))?
+        }
+        None => read_object_id(&git_dir.join("HEAD"))?,
+    };
+    Some(RepoFacts {
+        toplevel,
+        common_dir: git_dir,
+        commit: Some(commit),
     })
 }
 
@@ -742,6 +794,54 @@ mod tests {
             .await
             .unwrap();
         (repo, tree, base)
+    }
+
+    #[test]
+    fn the_files_say_what_git_says_or_leave_it_to_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, base) = repo_with_commit(tmp.path());
+        let agree = |path: &Path| {
+            let fast = inspect_from_files(path, "HEAD").expect("read from the files");
+            assert_eq!(Some(&fast), inspect_with_git(path, "HEAD").as_ref());
+            assert_eq!(fast.commit.as_deref(), Some(base.as_str()));
+        };
+        // On a branch, through a relative-looking path; then detached.
+        agree(&repo.join("../repo"));
+        sh_git(&repo, &["checkout", "-q", "--detach"]);
+        agree(&repo);
+        sh_git(&repo, &["checkout", "-q", "main"]);
+
+        // Everything else is git's: another revision, a subdirectory, a packed ref, a linked
+        // worktree, a moved work tree, an unborn branch.
+        assert_eq!(inspect_from_files(&repo, "main"), None);
+        std::fs::create_dir(repo.join("sub")).unwrap();
+        assert_eq!(inspect_from_files(&repo.join("sub"), "HEAD"), None);
+        let linked = tmp.path().join("linked");
+        sh_git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                linked.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(inspect_from_files(&linked, "HEAD"), None);
+        sh_git(&repo, &["config", "core.worktree", repo.to_str().unwrap()]);
+        assert_eq!(inspect_from_files(&repo, "HEAD"), None);
+        sh_git(&repo, &["config", "--unset", "core.worktree"]);
+        agree(&repo);
+        sh_git(&repo, &["pack-refs", "--all"]);
+        assert_eq!(inspect_from_files(&repo, "HEAD"), None);
+        assert_eq!(
+            inspect_blocking(&repo, "HEAD").and_then(|f| f.commit),
+            Some(base)
+        );
+        let unborn = tmp.path().join("unborn");
+        std::fs::create_dir(&unborn).unwrap();
+        sh_git(&unborn, &["init", "-q", "-b", "main"]);
+        assert_eq!(inspect_from_files(&unborn, "HEAD"), None);
     }
 
     #[tokio::test]
