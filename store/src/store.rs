@@ -13,7 +13,7 @@ use crate::blobs::Blobs;
 use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
 use crate::error::StoreError;
 use crate::inline::StagedBlob;
-use crate::model::{ArtifactKind, ArtifactRow, BlobRef, Event, EventBody, EventIds, NewEvent};
+use crate::model::{ArtifactKind, ArtifactRow, Event, EventBody, EventIds, NewEvent};
 use crate::project::{Statements, Target, project, touch_run};
 use crate::schema;
 
@@ -210,7 +210,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Store `bytes` as a blob and record an `artifact.recorded` event for it.
+    /// Store `bytes` as a blob and record an `artifact.recorded` event for it (a small blob
+    /// in the event's transaction).
     pub fn record_artifact(
         &self,
         ids: &EventIds,
@@ -219,7 +220,7 @@ impl Store {
         name: Option<&str>,
         bytes: &[u8],
     ) -> Result<ArtifactRow, StoreError> {
-        let blob = self.put_blob(bytes)?;
+        let blob = self.stage_blob(bytes)?;
         self.record_blob(ids, actor, kind, name, blob)
     }
 
@@ -232,7 +233,7 @@ impl Store {
         name: Option<&str>,
         path: &Path,
     ) -> Result<ArtifactRow, StoreError> {
-        let blob = self.put_blob_file(path)?;
+        let blob = self.stage_blob_file(path)?;
         self.record_blob(ids, actor, kind, name, blob)
     }
 
@@ -242,10 +243,11 @@ impl Store {
         actor: &str,
         kind: ArtifactKind,
         name: Option<&str>,
-        blob: BlobRef,
+        staged: StagedBlob,
     ) -> Result<ArtifactRow, StoreError> {
         let id = new_id();
-        let event = self.append(ids.event(
+        let blob = staged.blob().clone();
+        let event = ids.event(
             actor,
             EventBody::ArtifactRecorded {
                 artifact_id: id.clone(),
@@ -254,7 +256,13 @@ impl Store {
                 sha256: blob.sha256.clone(),
                 bytes: blob.bytes,
             },
-        ))?;
+        );
+        let event = {
+            let mut conn = lock(&self.writer);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            staged.insert(&tx)?;
+            append_one(tx, event)?
+        };
         Ok(ArtifactRow {
             id,
             run_id: event.run_id,
