@@ -31,8 +31,8 @@ pub use report::{
     LimitMechanism, LimitReport, WorkerReport,
 };
 pub use spawn::{
-    GO_FD, Go, REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled,
+    CMD_FD, GO_FD, Go, REPORT_FD, WorkerHandle, WorkerKiller, pidfd_open, signal_name, signaled,
     spawn_worker,
 };
-pub use spec::{ExecSpec, ForwardSpec, Layer, Limits, NetworkSpec, SandboxSpec};
+pub use spec::{ExecSpec, ForwardSpec, Layer, Limits, NetworkSpec, NextCommand, SandboxSpec};
 pub use stale::{StaleWorker, kill_stale_worker};

@@ -1,7 +1,7 @@
 //! The supervisor's side: start `codencer-worker`, hand it the spec, collect its report.
 
 use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -19,6 +19,11 @@ pub const REPORT_FD: RawFd = 3;
 
 /// The descriptor a held worker ([`ExecSpec::hold`]) reads its go byte from.
 pub const GO_FD: RawFd = 4;
+
+/// The descriptor a kept sandbox ([`ExecSpec::more`]) reads further commands from: a
+/// `SOCK_SEQPACKET` socket, one [`NextCommand`](crate::NextCommand) per message, in JSON,
+/// with its stdout and stderr as `SCM_RIGHTS`.
+pub const CMD_FD: RawFd = 5;
 
 /// Starts a held worker's process: [`Go::release`]. Dropping it instead makes the worker
 /// start nothing and exit.
@@ -40,6 +45,11 @@ pub struct WorkerHandle {
     report: UnixStream,
     killer: WorkerKiller,
     go: Option<Go>,
+    /// A kept sandbox's command socket ([`ExecSpec::more`]).
+    commands: Option<OwnedFd>,
+    /// Report bytes read so far, and how far [`WorkerHandle::wait_exit`] has looked.
+    read: Vec<u8>,
+    seen: usize,
 }
 
 /// Kills a worker (and its whole sandbox) from anywhere, also while another thread is
@@ -98,9 +108,74 @@ impl WorkerHandle {
         self.killer.clone()
     }
 
+    /// For a kept sandbox ([`ExecSpec::more`]): blocks until its current process and
+    /// everything it started are gone, and returns that process's report (`exit` set, or
+    /// `setup_error`). `None`: the sandbox itself ended (killed, or it failed); then
+    /// [`WorkerHandle::wait`] has the final report. Call it from a blocking thread.
+    pub fn wait_exit(&mut self) -> Result<Option<WorkerReport>, SandboxError> {
+        loop {
+            while let Some(end) = self.read[self.seen..].iter().position(|b| *b == b'\n') {
+                let line = &self.read[self.seen..self.seen + end];
+                self.seen += end + 1;
+                if let Ok(report) = serde_json::from_slice::<WorkerReport>(line)
+                    && (report.exit.is_some() || report.setup_error.is_some())
+                {
+                    return Ok(Some(report));
+                }
+            }
+            if read_some(&self.report, &self.killer.init, &mut self.read)? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Runs `next` in a kept sandbox ([`ExecSpec::more`]) whose previous process ended
+    /// ([`WorkerHandle::wait_exit`]), with `stdout` and `stderr` as its output.
+    pub fn run_next(
+        &self,
+        next: &crate::NextCommand,
+        stdout: BorrowedFd<'_>,
+        stderr: BorrowedFd<'_>,
+    ) -> Result<(), SandboxError> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let Some(commands) = &self.commands else {
+            return Err(SandboxError::InvalidSpec(
+                "run_next needs a sandbox started with `more`".to_owned(),
+            ));
+        };
+        let encoded = serde_json::to_vec(next).map_err(|source| SandboxError::Encoding {
+            what: "next command",
+            source,
+        })?;
+        let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            commands.as_raw_fd(),
+            &[std::io::IoSlice::new(&encoded)],
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| SandboxError::WorkerIo(e.into()))?;
+        Ok(())
+    }
+
+    /// Whether the sandbox takes further commands ([`ExecSpec::more`], until
+    /// [`WorkerHandle::end_commands`]).
+    pub fn takes_commands(&self) -> bool {
+        self.commands.is_some()
+    }
+
+    /// Tells a kept sandbox that no command follows: it ends once idle.
+    pub fn end_commands(&mut self) {
+        self.commands = None;
+    }
+
     /// Blocks until the worker exits and returns its report. Call it from a blocking thread.
     pub fn wait(mut self) -> Result<WorkerReport, SandboxError> {
-        let raw = read_report(&self.report, &self.killer.init)?;
+        self.commands = None;
+        while read_some(&self.report, &self.killer.init, &mut self.read)? > 0 {}
+        let raw = std::mem::take(&mut self.read);
         let status = self.child.wait().map_err(SandboxError::WorkerIo)?;
         if let Some(init) = self.killer.init.get() {
             // The worker is gone; its PID 1 follows (parent-death signal) and exits only
@@ -159,6 +234,22 @@ pub fn spawn_worker(
         (None, None)
     };
     let go_r_fd = go_r.as_ref().map(AsRawFd::as_raw_fd);
+    if spec.more && !spec.hold {
+        return Err(SandboxError::InvalidSpec("`more` needs `hold`".to_owned()));
+    }
+    let (cmd_r, cmd_w) = if spec.more {
+        let (r, w) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| SandboxError::WorkerIo(e.into()))?;
+        (Some(dup_above(r.as_raw_fd(), 10)?), Some(w))
+    } else {
+        (None, None)
+    };
+    let cmd_r_fd = cmd_r.as_ref().map(AsRawFd::as_raw_fd);
     let mut command = Command::new(worker_bin);
     command
         .env_clear()
@@ -179,6 +270,11 @@ pub fn spawn_worker(
             {
                 return Err(std::io::Error::last_os_error());
             }
+            if let Some(fd) = cmd_r_fd
+                && libc::dup2(fd, CMD_FD) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -196,6 +292,7 @@ pub fn spawn_worker(
     drop(command);
     drop(report_w);
     drop(go_r);
+    drop(cmd_r);
     let pidfd = pidfd_open(child.id())?;
     // A worker that died before reading shows up in `wait`; ignore EPIPE here.
     let _ = spec_w.write_all(&encoded);
@@ -208,13 +305,20 @@ pub fn spawn_worker(
             init: Arc::new(OnceLock::new()),
         },
         go: go_w.map(Go),
+        commands: cmd_w,
+        read: Vec::new(),
+        seen: 0,
     })
 }
 
-/// Reads the report socket to EOF, collecting the PID 1 pidfd if one was sent.
-fn read_report(sock: &UnixStream, init: &OnceLock<OwnedFd>) -> Result<Vec<u8>, SandboxError> {
+/// Reads what the report socket has (blocking until something or EOF) into `into`,
+/// collecting the PID 1 pidfd if one comes; 0 at EOF.
+fn read_some(
+    sock: &UnixStream,
+    init: &OnceLock<OwnedFd>,
+    into: &mut Vec<u8>,
+) -> Result<usize, SandboxError> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -241,10 +345,8 @@ fn read_report(sock: &UnixStream, init: &OnceLock<OwnedFd>) -> Result<Vec<u8>, S
                 }
             }
         }
-        if n == 0 {
-            return Ok(raw);
-        }
-        raw.extend_from_slice(&buf[..n]);
+        into.extend_from_slice(&buf[..n]);
+        return Ok(n);
     }
 }
 

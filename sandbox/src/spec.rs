@@ -24,6 +24,24 @@ pub struct ExecSpec {
     /// [`WorkerHandle::take_go`]: crate::WorkerHandle::take_go
     #[serde(default)]
     pub hold: bool,
+    /// Keep the sandbox after the process: once it and everything it started are gone,
+    /// PID 1 reports its exit and waits for further commands on [`CMD_FD`]
+    /// ([`WorkerHandle::run_next`]), each run the same way in the same sandbox; end of
+    /// file there ends the sandbox. Only with `hold`.
+    ///
+    /// [`CMD_FD`]: crate::CMD_FD
+    /// [`WorkerHandle::run_next`]: crate::WorkerHandle::run_next
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// A further command for a sandbox kept with [`ExecSpec::more`]; its stdout and stderr
+/// travel beside it as descriptors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextCommand {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
 }
 
 /// The confinement around an [`ExecSpec`]. Paths are host paths; they appear at the same

@@ -66,6 +66,9 @@ pub(crate) struct ExecPhase {
     pub exit: Option<ProcessExit>,
     pub report: ExecutorReport,
     pub evidence: Option<String>,
+    /// The executor's sandbox, kept for the validators (when there are any and it outlived
+    /// the executor).
+    pub kept: Option<crate::launch::Kept>,
 }
 
 impl ExecPhase {
@@ -76,6 +79,7 @@ impl ExecPhase {
             reason: Some(reason),
             exit: None,
             report: ExecutorReport::unreported(),
+            kept: None,
         }
     }
 }
@@ -163,7 +167,7 @@ pub(crate) async fn run_attempt(
             "could not check the worktree out: {err}"
         ))?));
     }
-    let exec = match (admission?, prepared) {
+    let mut exec = match (admission?, prepared) {
         (PolicyVerdict::Deny(reason), _) => ExecPhase::ended(
             AttemptStatus::Failed,
             format!("refused by policy: {reason}"),
@@ -174,17 +178,20 @@ pub(crate) async fn run_attempt(
         }
     };
 
-    // Capture whatever the executor did, whatever happened to it, before anything else;
-    // the first validator's sandbox is built meanwhile.
+    // The validators run in the executor's sandbox when it was kept for them (nothing of
+    // the executor is left in it); else the first one's is built while the changes are
+    // captured.
+    let kept = exec.kept.take().filter(|_| exec.status.is_none());
+    // Capture whatever the executor did, whatever happened to it, before anything else.
     let message = format!(
         "codencer: run {} step {} attempt {}",
         plan.run_id, plan.step_index, plan.number
     );
     let (validators_ahead, capture) = tokio::join!(
         async {
-            match exec.status {
-                None => validators::prepare_first(ctx, plan, &ws).await,
-                Some(_) => None,
+            match (exec.status, &kept) {
+                (None, None) => validators::prepare_first(ctx, plan, &ws).await,
+                _ => None,
             }
         },
         git::capture(&tree, plan.base_commit, &message),
@@ -234,7 +241,7 @@ pub(crate) async fn run_attempt(
     let mut validations = ValidationSummary { run: 0, passed: 0 };
     if status.is_none() {
         rec.append(&ids, EventBody::AttemptValidating {})?;
-        let outcome = validators::run_all(ctx, plan, &ws, validators_ahead).await?;
+        let outcome = validators::run_all(ctx, plan, &ws, validators_ahead, kept).await?;
         if outcome.cancelled {
             let (cancelled, why) = ctx.cancelled_status();
             status = Some(cancelled);
@@ -243,8 +250,8 @@ pub(crate) async fn run_attempt(
         validations = outcome.summary;
         failed_validations = outcome.failed;
     } else {
-        // Refused after the executor: the sandbox set up ahead is discarded unused.
-        drop(validators_ahead);
+        // Refused after the executor: the sandboxes set up or kept are discarded unused.
+        drop((validators_ahead, kept));
         validators::skip_all(ctx, &ids, plan)?;
     }
     network::finish(ctx, &ids, egress).await?;

@@ -3,8 +3,14 @@
 //!
 //! The worker is the PID 1 of the sandbox: killing it (SIGKILL, through a pidfd) takes every
 //! process inside with it, so a timeout, a cancel or an output flood ends the whole sandbox.
+//!
+//! A sandbox may be built ahead and held ([`prepare`]), and kept after its first process
+//! ([`prepare_kept`], [`Held::run_keep`]): once that process and everything it started are
+//! gone, more processes run in it one at a time ([`Kept::run`]). The attempt keeps the
+//! executor's sandbox this way for its validators.
 
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +103,7 @@ pub async fn run_process(
     cancel: &mut watch::Receiver<bool>,
     on_start: impl FnOnce(u32),
 ) -> Result<ProcessOutcome, LaunchError> {
-    start(worker, req, false)
+    start(worker, req, false, false)
         .await?
         .run(req, cancel, on_start)
         .await
@@ -107,153 +113,335 @@ pub async fn run_process(
 /// the process: [`Held::run`] starts it, dropping the [`Held`] discards it. The caller
 /// may keep working in the worktree meanwhile; the sandbox only binds it.
 pub async fn prepare(worker: &Path, req: &ProcessRequest) -> Result<Held, LaunchError> {
-    start(worker, req, true).await
+    start(worker, req, true, false).await
+}
+
+/// [`prepare`], for a sandbox that outlives its first process: [`Held::run_keep`] hands it
+/// back as a [`Kept`] once that process and everything it started are gone, to run more
+/// processes in, one at a time, in the same confinement.
+pub async fn prepare_kept(worker: &Path, req: &ProcessRequest) -> Result<Held, LaunchError> {
+    start(worker, req, true, true).await
 }
 
 /// A worker started for a request, its process not yet supervised (held, or about to be).
 #[derive(Debug)]
 pub struct Held {
     handle: Option<WorkerHandle>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
-    activity: Arc<Activity>,
-    /// When the output readers started; output times are relative to it.
-    t0: Instant,
+    watch: Watch,
 }
 
-async fn start(worker: &Path, req: &ProcessRequest, hold: bool) -> Result<Held, LaunchError> {
+/// A sandbox whose process ended, kept for more ([`prepare_kept`]). Dropping it ends the
+/// sandbox.
+#[derive(Debug)]
+pub struct Kept {
+    handle: Option<WorkerHandle>,
+}
+
+async fn start(
+    worker: &Path,
+    req: &ProcessRequest,
+    hold: bool,
+    more: bool,
+) -> Result<Held, LaunchError> {
     if req.argv.is_empty() {
         return Err(LaunchError::EmptyCommand);
     }
-    let out_file = open_output(&req.stdout)?;
-    let err_file = match &req.stderr {
-        Some(path) => open_output(path)?,
-        None => out_file
-            .try_clone()
-            .map_err(|source| output_err(&req.stdout, source))?,
-    };
-    let (out_r, out_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
-    let (err_r, err_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
+    let outputs = Outputs::open(req)?;
     let spec = ExecSpec {
         argv: req.argv.clone(),
         cwd: req.cwd.clone(),
         env: req.env.clone(),
         sandbox: req.sandbox.clone(),
         hold,
+        more,
     };
-    let t0 = Instant::now();
-    // The write ends move into the worker; once it and its sandbox are gone, the readers see EOF.
-    let handle = spawn_on_spawner(worker, spec, Stdio::from(out_w), Stdio::from(err_w))
-        .await
-        .map_err(|source| LaunchError::Spawn {
-            worker: worker.display().to_string(),
-            source,
-        })?;
-    let activity = Arc::new(Activity::default());
-    let readers = vec![
-        pump(out_r, out_file, activity.clone(), t0),
-        pump(err_r, err_file, activity.clone(), t0),
-    ];
+    // The write ends move into the worker; once the process and everything it started are
+    // gone, the readers see EOF.
+    let handle = spawn_on_spawner(
+        worker,
+        spec,
+        Stdio::from(outputs.out_w),
+        Stdio::from(outputs.err_w),
+    )
+    .await
+    .map_err(|source| LaunchError::Spawn {
+        worker: worker.display().to_string(),
+        source,
+    })?;
     Ok(Held {
         handle: Some(handle),
-        readers,
-        activity,
-        t0,
+        watch: outputs.watch,
     })
+}
+
+/// A process's output files and the pipes to them, pumped from now on.
+struct Outputs {
+    out_w: std::io::PipeWriter,
+    err_w: std::io::PipeWriter,
+    watch: Watch,
+}
+
+/// The pumps copying a process's output to its files, and what they saw.
+#[derive(Debug)]
+struct Watch {
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    activity: Arc<Activity>,
+    /// When the readers started; output times are relative to it.
+    t0: Instant,
+}
+
+impl Outputs {
+    fn open(req: &ProcessRequest) -> Result<Outputs, LaunchError> {
+        let out_file = open_output(&req.stdout)?;
+        let err_file = match &req.stderr {
+            Some(path) => open_output(path)?,
+            None => out_file
+                .try_clone()
+                .map_err(|source| output_err(&req.stdout, source))?,
+        };
+        let (out_r, out_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
+        let (err_r, err_w) = std::io::pipe().map_err(|source| output_err(&req.stdout, source))?;
+        let t0 = Instant::now();
+        let activity = Arc::new(Activity::default());
+        let readers = vec![
+            pump(out_r, out_file, activity.clone(), t0),
+            pump(err_r, err_file, activity.clone(), t0),
+        ];
+        Ok(Outputs {
+            out_w,
+            err_w,
+            watch: Watch {
+                readers,
+                activity,
+                t0,
+            },
+        })
+    }
 }
 
 impl Held {
     /// Starts the process (releases a held sandbox) and supervises it to its end under
     /// `req`'s wall, idle and output limits, counted from now.
     pub async fn run(
-        mut self,
+        self,
         req: &ProcessRequest,
         cancel: &mut watch::Receiver<bool>,
         on_start: impl FnOnce(u32),
     ) -> Result<ProcessOutcome, LaunchError> {
+        Ok(self.release(req, cancel, on_start, false).await?.0)
+    }
+
+    /// [`Held::run`] for a sandbox from [`prepare_kept`]: also hands the sandbox back once
+    /// the process and everything it started are gone (`None` when the sandbox ended with
+    /// it: killed at a limit, cancelled, or it failed).
+    pub async fn run_keep(
+        self,
+        req: &ProcessRequest,
+        cancel: &mut watch::Receiver<bool>,
+        on_start: impl FnOnce(u32),
+    ) -> Result<(ProcessOutcome, Option<Kept>), LaunchError> {
+        self.release(req, cancel, on_start, true).await
+    }
+
+    async fn release(
+        mut self,
+        req: &ProcessRequest,
+        cancel: &mut watch::Receiver<bool>,
+        on_start: impl FnOnce(u32),
+        keep: bool,
+    ) -> Result<(ProcessOutcome, Option<Kept>), LaunchError> {
         let Some(mut handle) = self.handle.take() else {
             return Err(LaunchError::Worker(SandboxError::WorkerIo(
                 std::io::Error::other("the worker was already run"),
             )));
         };
-        let started = Instant::now();
-        let activity = self.activity.clone();
-        activity
-            .last_ms
-            .store(self.t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let watch = std::mem::replace(&mut self.watch, Watch::none());
         if let Some(go) = handle.take_go() {
             go.release();
         }
         on_start(handle.pid());
-        let killer = handle.killer();
-        let mut wait = tokio::task::spawn_blocking(move || handle.wait());
+        supervise(handle, watch, req, cancel, keep).await
+    }
+}
 
-        let deadline = tokio::time::Instant::from_std(started + req.wall);
-        let tick = req.idle.map_or(Duration::from_millis(250), |i| {
-            (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250))
-        });
-        let mut ending = Ending::Exited;
-        let waited = loop {
-            tokio::select! {
-                waited = &mut wait => break waited,
-                () = tokio::time::sleep_until(deadline), if ending == Ending::Exited => {
-                    ending = Ending::WallTimeout;
+impl Kept {
+    /// Runs `req`'s command (its argv, env, cwd and output files; not its sandbox, which is
+    /// this one) the way [`Held::run_keep`] ran the first, and hands the sandbox back again.
+    pub async fn run(
+        mut self,
+        req: &ProcessRequest,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<(ProcessOutcome, Option<Kept>), LaunchError> {
+        let Some(handle) = self.handle.take() else {
+            return Err(LaunchError::Worker(SandboxError::WorkerIo(
+                std::io::Error::other("the kept sandbox is gone"),
+            )));
+        };
+        if req.argv.is_empty() {
+            return Err(LaunchError::EmptyCommand);
+        }
+        let outputs = Outputs::open(req)?;
+        let next = codencer_sandbox::NextCommand {
+            argv: req.argv.clone(),
+            cwd: req.cwd.clone(),
+            env: req.env.clone(),
+        };
+        if let Err(err) = handle.run_next(&next, outputs.out_w.as_fd(), outputs.err_w.as_fd()) {
+            discard(handle);
+            return Err(LaunchError::Worker(err));
+        }
+        // Ours closed: the readers see EOF once the command's processes are gone.
+        drop((outputs.out_w, outputs.err_w));
+        supervise(handle, outputs.watch, req, cancel, true).await
+    }
+}
+
+impl Drop for Kept {
+    /// No more commands: the idle sandbox ends; it is reaped off the async threads.
+    fn drop(&mut self) {
+        if let Some(mut handle) = self.handle.take() {
+            handle.end_commands();
+            std::thread::spawn(move || {
+                let _ = handle.wait();
+            });
+        }
+    }
+}
+
+impl Watch {
+    fn none() -> Watch {
+        Watch {
+            readers: Vec::new(),
+            activity: Arc::new(Activity::default()),
+            t0: Instant::now(),
+        }
+    }
+}
+
+/// Kills a worker and reaps it off the async threads.
+fn discard(handle: WorkerHandle) {
+    handle.kill();
+    std::thread::spawn(move || {
+        let _ = handle.wait();
+    });
+}
+
+/// Supervises the process just started in `handle` to its end under `req`'s wall, idle
+/// and output limits, counted from now; with `keep`, hands the sandbox back when it
+/// outlived the process.
+async fn supervise(
+    mut handle: WorkerHandle,
+    watch: Watch,
+    req: &ProcessRequest,
+    cancel: &mut watch::Receiver<bool>,
+    keep: bool,
+) -> Result<(ProcessOutcome, Option<Kept>), LaunchError> {
+    let started = Instant::now();
+    let Watch {
+        readers,
+        activity,
+        t0,
+    } = watch;
+    activity
+        .last_ms
+        .store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let killer = handle.killer();
+    let keep = keep && handle.takes_commands();
+    let mut wait = tokio::task::spawn_blocking(move || {
+        if !keep {
+            return (handle.wait(), None);
+        }
+        match handle.wait_exit() {
+            Ok(Some(report)) if report.setup_error.is_none() => (Ok(report), Some(handle)),
+            // The sandbox refused, or ended with the process: its final report.
+            Ok(_) => (handle.wait(), None),
+            Err(err) => {
+                discard(handle);
+                (Err(err), None)
+            }
+        }
+    });
+
+    let deadline = tokio::time::Instant::from_std(started + req.wall);
+    let tick = req.idle.map_or(Duration::from_millis(250), |i| {
+        (i / 4).clamp(Duration::from_millis(20), Duration::from_millis(250))
+    });
+    let mut ending = Ending::Exited;
+    let waited = loop {
+        tokio::select! {
+            waited = &mut wait => break waited,
+            () = tokio::time::sleep_until(deadline), if ending == Ending::Exited => {
+                ending = Ending::WallTimeout;
+                killer.kill();
+            }
+            changed = cancel.changed(), if ending == Ending::Exited => {
+                if changed.is_err() || *cancel.borrow() {
+                    ending = Ending::Cancelled;
                     killer.kill();
                 }
-                changed = cancel.changed(), if ending == Ending::Exited => {
-                    if changed.is_err() || *cancel.borrow() {
-                        ending = Ending::Cancelled;
+            }
+            () = tokio::time::sleep(tick), if ending == Ending::Exited => {
+                if req.output_limit.is_some_and(|limit| activity.bytes.load(Ordering::Relaxed) > limit) {
+                    ending = Ending::OutputLimit;
+                    killer.kill();
+                } else if let Some(idle) = req.idle {
+                    let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+                    if t0.elapsed().saturating_sub(last) >= idle {
+                        ending = Ending::IdleTimeout;
                         killer.kill();
-                    }
-                }
-                () = tokio::time::sleep(tick), if ending == Ending::Exited => {
-                    if req.output_limit.is_some_and(|limit| activity.bytes.load(Ordering::Relaxed) > limit) {
-                        ending = Ending::OutputLimit;
-                        killer.kill();
-                    } else if let Some(idle) = req.idle {
-                        let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
-                        if self.t0.elapsed().saturating_sub(last) >= idle {
-                            ending = Ending::IdleTimeout;
-                            killer.kill();
-                        }
                     }
                 }
             }
-        };
-        for reader in std::mem::take(&mut self.readers) {
-            // EOF comes once every process of the sandbox is gone; a bounded wait all the same.
-            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
         }
-        let report = match waited {
-            Ok(Ok(report)) => report,
-            Ok(Err(err)) => return Err(LaunchError::Worker(err)),
-            Err(join) => {
-                return Err(LaunchError::Worker(
-                    codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)),
-                ));
-            }
-        };
-        let exit = match &report.exit {
-            Some(ExitStatus::Exited { code }) => ProcessExit {
-                code: Some(*code),
-                signal: None,
-            },
-            Some(ExitStatus::Signaled { signal, .. }) => ProcessExit {
-                code: None,
-                signal: Some(*signal),
-            },
-            None => ProcessExit {
-                code: None,
-                signal: None,
-            },
-        };
-        Ok(ProcessOutcome {
+    };
+    for reader in readers {
+        // EOF comes once every process of the command is gone; a bounded wait all the same.
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    }
+    let (report, kept) = match waited {
+        Ok((Ok(report), kept)) => (report, kept),
+        Ok((Err(err), _)) => return Err(LaunchError::Worker(err)),
+        Err(join) => {
+            return Err(LaunchError::Worker(
+                codencer_sandbox::SandboxError::WorkerIo(std::io::Error::other(join)),
+            ));
+        }
+    };
+    // A sandbox killed at a limit is gone; one kept past a kill would be no use.
+    let kept = match (kept, ending) {
+        (Some(handle), Ending::Exited) => Some(Kept {
+            handle: Some(handle),
+        }),
+        (Some(handle), _) => {
+            discard(handle);
+            None
+        }
+        (None, _) => None,
+    };
+    let exit = match &report.exit {
+        Some(ExitStatus::Exited { code }) => ProcessExit {
+            code: Some(*code),
+            signal: None,
+        },
+        Some(ExitStatus::Signaled { signal, .. }) => ProcessExit {
+            code: None,
+            signal: Some(*signal),
+        },
+        None => ProcessExit {
+            code: None,
+            signal: None,
+        },
+    };
+    Ok((
+        ProcessOutcome {
             exit,
             ending,
             duration: started.elapsed(),
             output_bytes: activity.bytes.load(Ordering::Relaxed),
             report,
-        })
-    }
+        },
+        kept,
+    ))
 }
 
 impl Drop for Held {
@@ -262,10 +450,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         if let Some(mut handle) = self.handle.take() {
             drop(handle.take_go());
-            handle.kill();
-            std::thread::spawn(move || {
-                let _ = handle.wait();
-            });
+            discard(handle);
         }
     }
 }

@@ -170,3 +170,54 @@ fn wall_timeout_marks_attempt_timed_out() {
     assert_eq!(attempt["status"], "timed_out");
     assert_eq!(attempt["files_changed"], serde_json::json!(["begun.txt"]));
 }
+
+/// The validators run in the executor's sandbox, kept for them: nothing the executor
+/// started is left when they run, each has its own output, and one killed at its timeout
+/// ends that sandbox, so the next runs in a new one.
+#[test]
+fn validators_run_alone_in_the_kept_sandbox_and_survive_its_end() {
+    let sb = Sandbox::new();
+    let path = spec(
+        &sb,
+        concat!(
+            "  goal: g\n",
+            "  command: 'sleep 60 & echo $! > sleeper.pid; echo from-executor > /tmp/note'\n",
+            "  validators:\n",
+            "    - {name: alone, run: 'kill -0 $(cat sleeper.pid) 2>/dev/null && { echo SLEEPER-ALIVE; exit 1; }; cat /tmp/note'}\n",
+            "    - {name: stuck, run: 'sleep 30', timeout: 1s}\n",
+            "    - {name: after, run: 'test -e /tmp/note && echo SAME-SANDBOX; echo after-ran'}\n",
+            "  max_attempts: 1\n",
+        ),
+    );
+    let started = std::time::Instant::now();
+    let (out, result) = sb.run_json(&path);
+    assert!(
+        started.elapsed().as_secs() < 25,
+        "the stuck validator was not stopped"
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    let validations = &result["steps"][0]["validations"];
+    assert_eq!(validations[0]["status"], "passed", "{validations}");
+    assert_eq!(validations[1]["status"], "timed_out", "{validations}");
+    assert_eq!(validations[2]["status"], "passed", "{validations}");
+    let run_id = result["run_id"].as_str().unwrap();
+    let output = |name: &str| {
+        let tree: serde_json::Value =
+            serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
+        let artifacts = tree["steps"][0]["attempts"][0]["artifacts"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let id = artifacts
+            .iter()
+            .find(|a| a["kind"] == "validator_output" && a["name"] == name)
+            .and_then(|a| a["id"].as_str())
+            .unwrap()
+            .to_string();
+        sb.ctl(&["artifacts", "get", &id]).stdout
+    };
+    // The executor's sandbox, its processes gone: its /tmp is still there.
+    assert_eq!(output("alone"), "from-executor\n");
+    // A new sandbox after the kill: a fresh /tmp.
+    assert_eq!(output("after"), "after-ran\n");
+}

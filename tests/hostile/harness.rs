@@ -134,6 +134,7 @@ impl Fixture {
             ],
             sandbox,
             hold: false,
+            more: false,
         }
     }
 

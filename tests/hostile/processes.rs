@@ -285,3 +285,72 @@ fn held_sandbox_sees_a_checkout_made_after_it_was_built() {
     let log = codencer_tests::git(&repo, &["log", "--format=%s", branch]);
     assert_eq!(log.lines().next(), Some("change"), "{log}");
 }
+
+/// A kept sandbox (`more`): after the first process, further commands run one at a time in
+/// the same confinement, each with its own output, and nothing of an earlier one is left.
+#[test]
+fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let fx = Fixture::new();
+    let mut spec = fx.spec("sleep 30 & echo $! > /tmp/sleeper; echo first; exit 3");
+    spec.hold = true;
+    spec.more = true;
+    let (mut first_out, first_w) = std::io::pipe().unwrap();
+    let mut handle = codencer_sandbox::spawn_worker(
+        &harness::worker(),
+        &spec,
+        std::process::Stdio::from(first_w),
+        std::process::Stdio::null(),
+    )
+    .unwrap();
+    handle.take_go().expect("a held worker has a go").release();
+    let first = handle.wait_exit().unwrap().expect("the sandbox is kept");
+    assert_eq!(
+        first.exit,
+        Some(codencer_sandbox::ExitStatus::Exited { code: 3 })
+    );
+    // The first command's output ends with it: nothing else holds its pipe.
+    let mut text = String::new();
+    first_out.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "first\n");
+
+    let (mut out, out_w) = std::io::pipe().unwrap();
+    let (mut err, err_w) = std::io::pipe().unwrap();
+    let script = format!(
+        "kill -0 $(cat /tmp/sleeper) 2>/dev/null && echo SLEEPER-ALIVE || echo sleeper-gone; \
+         cat {}/home/.ssh/id_rsa 2>/dev/null || echo no-key; pwd; echo to-stderr >&2",
+        fx.root().display()
+    );
+    let next = codencer_sandbox::NextCommand {
+        argv: vec!["/bin/bash".into(), "-c".into(), script],
+        cwd: fx.wt(),
+        env: spec.env.clone(),
+    };
+    handle
+        .run_next(&next, out_w.as_fd(), err_w.as_fd())
+        .unwrap();
+    drop((out_w, err_w));
+    let second = handle.wait_exit().unwrap().expect("the sandbox is kept");
+    assert_eq!(
+        second.exit,
+        Some(codencer_sandbox::ExitStatus::Exited { code: 0 })
+    );
+    let (mut text, mut errors) = (String::new(), String::new());
+    out.read_to_string(&mut text).unwrap();
+    err.read_to_string(&mut errors).unwrap();
+    assert_eq!(
+        text,
+        format!("sleeper-gone\nno-key\n{}\n", fx.wt().display())
+    );
+    assert_eq!(errors, "to-stderr\n");
+
+    // No more commands: the sandbox ends, reporting the last one.
+    handle.end_commands();
+    let last = handle.wait().unwrap();
+    assert_eq!(
+        last.exit,
+        Some(codencer_sandbox::ExitStatus::Exited { code: 0 })
+    );
+    assert!(last.setup_error.is_none(), "{last:?}");
+}

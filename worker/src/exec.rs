@@ -19,13 +19,19 @@ pub struct Prepared {
 
 /// Resolves `argv[0]` against the spec's `PATH` and encodes everything for execve.
 pub fn prepare(exec: &ExecSpec) -> Result<Prepared, String> {
+    prepare_command(&exec.argv, &exec.env)
+}
+
+/// [`prepare`] for a command given apart from a spec (a kept sandbox's next command).
+pub fn prepare_command(argv: &[String], env: &[(String, String)]) -> Result<Prepared, String> {
     let cstr = |s: &[u8]| CString::new(s).map_err(|_| "NUL byte in argv or env".to_owned());
-    let program = &exec.argv[0];
+    let Some(program) = argv.first() else {
+        return Err("argv is empty".to_owned());
+    };
     let path = if program.contains('/') {
         PathBuf::from(program)
     } else {
-        let search = exec
-            .env
+        let search = env
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
@@ -38,13 +44,11 @@ pub fn prepare(exec: &ExecSpec) -> Result<Prepared, String> {
     };
     Ok(Prepared {
         path: cstr(path.as_os_str().as_bytes())?,
-        argv: exec
-            .argv
+        argv: argv
             .iter()
             .map(|a| cstr(a.as_bytes()))
             .collect::<Result<_, _>>()?,
-        env: exec
-            .env
+        env: env
             .iter()
             .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
             .collect::<Result<_, _>>()?,

@@ -1,7 +1,7 @@
 //! The sandbox's PID 1: builds the view, drops privileges, forks the executor, reaps,
 //! forwards signals, and reports to the worker.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use codencer_sandbox::confine::fs::{Plan, View, host_view};
 use codencer_sandbox::confine::limits::{self, Cgroup};
@@ -227,7 +227,8 @@ fn forwards_detail(spec: &SandboxSpec) -> String {
     format!("; forwarded: {}", list.join(", "))
 }
 
-/// Forks the executor and reaps until it and every other process are gone.
+/// Forks the executor and reaps until it and every other process are gone; in a kept
+/// sandbox ([`ExecSpec::more`]), then runs each further command the same way.
 fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
     send(init.status.as_fd(), &report);
     if init.exec.hold && !released() {
@@ -240,10 +241,8 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
         );
         std::process::exit(125);
     }
-    // SAFETY: PID 1 is single-threaded.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => exec::exec(&prepared),
-        Ok(ForkResult::Parent { child }) => child,
+    let mut child = match fork_command(&prepared, None) {
+        Ok(child) => child,
         Err(err) => {
             send(
                 init.status.as_fd(),
@@ -252,6 +251,10 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
             std::process::exit(125);
         }
     };
+    if init.exec.more {
+        // Each command's output pipes are its own: ours must not keep the first one's open.
+        quiet_std_fds();
+    }
     let signals = handled_signals();
     let cpu_limit = init.exec.sandbox.limits.cpu_seconds;
     let mut exit: Option<ExitStatus> = None;
@@ -271,7 +274,7 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
                     }
                     if pid == child {
                         exit = Some(status);
-                        // The attempt is over: nothing it started may outlive it.
+                        // The process is over: nothing it started may outlive it.
                         let target = if init.userns {
                             Pid::from_raw(-1)
                         } else {
@@ -282,12 +285,126 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
                 }
                 Reaped::None => break,
                 Reaped::NoChildren => {
-                    report.exit = exit;
+                    report.exit = exit.take();
                     send(init.status.as_fd(), &report);
-                    std::process::exit(0);
+                    if !init.exec.more {
+                        std::process::exit(0);
+                    }
+                    // Nothing of the last command is left: the next one, or the end.
+                    let Some((next, out, err)) = next_command() else {
+                        std::process::exit(0)
+                    };
+                    report.exit = None;
+                    report.denials.clear();
+                    child = match exec::prepare_command(&next.argv, &next.env)
+                        .and_then(|p| fork_command(&p, Some((&next.cwd, out, err))))
+                    {
+                        Ok(child) => child,
+                        Err(why) => {
+                            // Told to the caller as the command's own failure.
+                            report.exit = Some(ExitStatus::Exited { code: 127 });
+                            report.denials.push(Denial {
+                                kind: DenialKind::Killed,
+                                detail: format!("the command could not start: {why}"),
+                            });
+                            send(init.status.as_fd(), &report);
+                            std::process::exit(0);
+                        }
+                    };
+                    break;
                 }
             }
         }
+    }
+}
+
+/// Forks a command: the first one (`None`) with our own stdout and stderr, a further one
+/// with its working directory and output descriptors.
+fn fork_command(
+    prepared: &Prepared,
+    next: Option<(&std::path::Path, OwnedFd, OwnedFd)>,
+) -> Result<Pid, String> {
+    // SAFETY: PID 1 is single-threaded.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            if let Some((cwd, out, err)) = next {
+                let placed = nix::unistd::dup2_stdout(&out)
+                    .and_then(|()| nix::unistd::dup2_stderr(&err))
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        nix::unistd::chdir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))
+                    });
+                if let Err(why) = placed {
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        format!("codencer-worker: {why}\n").as_bytes(),
+                    );
+                    std::process::exit(127);
+                }
+            }
+            exec::exec(prepared)
+        }
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Points our stdout and stderr at /dev/null (closes them if it cannot).
+pub(crate) fn quiet_std_fds() {
+    match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(null) => {
+            let _ = nix::unistd::dup2_stdout(&null);
+            let _ = nix::unistd::dup2_stderr(&null);
+        }
+        Err(_) => {
+            let _ = nix::unistd::close(1);
+            let _ = nix::unistd::close(2);
+        }
+    }
+}
+
+/// The next command of a kept sandbox, with its stdout and stderr; `None` at end of file
+/// (or anything unreadable): the sandbox ends.
+fn next_command() -> Option<(codencer_sandbox::NextCommand, OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+        let msg = match recvmsg::<()>(
+            codencer_sandbox::CMD_FD,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        };
+        let mut fds = Vec::new();
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for cmsg in cmsgs {
+                if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                    // SAFETY: the kernel just installed these descriptors for us.
+                    fds.extend(
+                        raw.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+        }
+        let n = msg.bytes;
+        if n == 0 {
+            return None;
+        }
+        let next = serde_json::from_slice(&buf[..n]).ok()?;
+        let mut fds = fds.into_iter();
+        let (out, err) = (fds.next()?, fds.next()?);
+        return Some((next, out, err));
     }
 }
 

@@ -63,6 +63,9 @@ fn read_spec() -> Result<ExecSpec, String> {
     if exec.sandbox.uid == 0 {
         return Err("the executor must not be uid 0 inside the sandbox".to_owned());
     }
+    if exec.more && !exec.hold {
+        return Err("`more` needs `hold`".to_owned());
+    }
     if matches!(exec.sandbox.network, NetworkSpec::Host) && !exec.sandbox.forwards.is_empty() {
         return Err("forwards need a network namespace; with the host network the services are reachable directly".to_owned());
     }
@@ -81,10 +84,11 @@ fn read_spec() -> Result<ExecSpec, String> {
 }
 
 fn start(exec: ExecSpec) -> Result<ExitCode, String> {
-    // Anything the supervisor leaked stays outside.
-    // Anything the supervisor leaked stays outside; a held sandbox keeps its go pipe
-    // (PID 1 reads it, the executor never sees it).
-    let first_leaked = if exec.hold {
+    // Anything the supervisor leaked stays outside; a held sandbox keeps its go pipe, a
+    // kept one its command socket (PID 1 reads them, the executor never sees them).
+    let first_leaked = if exec.more {
+        codencer_sandbox::CMD_FD + 1
+    } else if exec.hold {
         codencer_sandbox::GO_FD + 1
     } else {
         codencer_sandbox::GO_FD
@@ -97,6 +101,12 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
         let go = unsafe { BorrowedFd::borrow_raw(codencer_sandbox::GO_FD) };
         fcntl(go, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
             .map_err(|e| fail("the go pipe (fd 4) of a held sandbox", &e))?;
+    }
+    if exec.more {
+        // SAFETY: CMD_FD is the command socket the supervisor passed; it stays open for PID 1.
+        let commands = unsafe { BorrowedFd::borrow_raw(codencer_sandbox::CMD_FD) };
+        fcntl(commands, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| fail("the command socket (fd 5) of a kept sandbox", &e))?;
     }
     let signals = handled_signals();
     signals
@@ -167,6 +177,12 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                 ..
             } = init;
             drop((status, handoff_init));
+            if exec.more {
+                // PID 1 reads the commands; each command's output pipes are its own, so
+                // the first one's must not stay open here (nor in the bridges forked later).
+                let _ = nix::unistd::close(codencer_sandbox::CMD_FD);
+                init::quiet_std_fds();
+            }
             // PID 1 is building the view (1-2 ms, on the other core if there is one):
             // meanwhile the slow namespaces and the cgroups, which it joins afterwards.
             let mut namespaces = Vec::new();
@@ -196,7 +212,7 @@ fn start(exec: ExecSpec) -> Result<ExitCode, String> {
                 crate::proto::send_pidfd(report_fd(), &pidfd);
             }
             Ok(supervise(
-                child, status_r, handoff, cgroup, &signals, bridges,
+                child, status_r, handoff, cgroup, &signals, bridges, exec.more,
             ))
         }
         Err(err) => Err(fail("fork", &err)),
@@ -282,8 +298,12 @@ fn supervise(
     mut cgroup: Cgroup,
     signals: &SigSet,
     bridges: Vec<Bridge>,
+    more: bool,
 ) -> ExitCode {
     let mut latest: Option<WorkerReport> = None;
+    // A kept sandbox reports each command's end: with the cgroup's denials new since the
+    // previous one (its counters only grow).
+    let mut told: Vec<String> = Vec::new();
     let mut buf = Vec::new();
     let mut status_open = true;
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok();
@@ -323,7 +343,15 @@ fn supervise(
             }
             while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
-                if let Ok(report) = serde_json::from_slice::<WorkerReport>(&line) {
+                if let Ok(mut report) = serde_json::from_slice::<WorkerReport>(&line) {
+                    if more && report.exit.is_some() {
+                        for denial in cgroup.denials() {
+                            if !told.contains(&denial.detail) {
+                                told.push(denial.detail.clone());
+                                report.denials.push(denial);
+                            }
+                        }
+                    }
                     send(report_fd(), &report);
                     latest = Some(report);
                 }
@@ -374,7 +402,12 @@ fn supervise(
         }
         _ => {}
     }
-    report.denials.extend(cgroup.denials());
+    report.denials.extend(
+        cgroup
+            .denials()
+            .into_iter()
+            .filter(|d| !told.contains(&d.detail)),
+    );
     cgroup.remove();
     send(report_fd(), &report);
     match report.exit {

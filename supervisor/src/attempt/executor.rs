@@ -97,7 +97,12 @@ pub(super) async fn prepare(
             sandbox
         },
     };
-    let held = launch::prepare(&ctx.worker, &request).await;
+    // With validators to run, the sandbox is kept for them after the executor.
+    let held = if step.validators.is_empty() {
+        launch::prepare(&ctx.worker, &request).await
+    } else {
+        launch::prepare_kept(&ctx.worker, &request).await
+    };
     Ok(Prepared {
         adapter,
         files: invocation.files,
@@ -142,7 +147,7 @@ pub(super) async fn run(
         }
     };
     let result = match held {
-        Ok(held) => held.run(&request, &mut cancel, on_start).await,
+        Ok(held) => held.run_keep(&request, &mut cancel, on_start).await,
         Err(err) => Err(err),
     };
     touch(&stdout)?;
@@ -151,8 +156,8 @@ pub(super) async fn run(
         NewArtifact::file(ArtifactKind::ExecutorStdout, None, &stdout),
         NewArtifact::file(ArtifactKind::ExecutorStderr, None, &stderr),
     ];
-    let outcome = match result {
-        Ok(outcome) => outcome,
+    let (outcome, kept) = match result {
+        Ok(ran) => ran,
         Err(err) => {
             // Output is recorded even when the process could not be supervised to its end.
             ctx.recorder.record(&ws.ids, &artifacts, |_| Vec::new())?;
@@ -201,6 +206,7 @@ pub(super) async fn run(
         exit: Some(outcome.exit),
         report,
         evidence,
+        kept,
     })
 }
 

@@ -56,13 +56,16 @@ fn request(
 }
 
 /// Runs every validator in order; all run even after one fails, so the evidence is whole.
-/// After a cancel the rest are recorded `skipped`. `first`: the first one's sandbox, if
+/// After a cancel the rest are recorded `skipped`. `kept`: the executor's sandbox, kept
+/// for them (each runs in it while it lasts; a validator killed at a limit ends it, and
+/// the next ones get sandboxes of their own). `first`: else the first one's sandbox, if
 /// it was set up ahead.
 pub(super) async fn run_all(
     ctx: &Context,
     plan: &AttemptPlan<'_>,
     ws: &Workspace<'_>,
     mut first: Prepared,
+    mut kept: Option<launch::Kept>,
 ) -> Result<ValidationOutcome, SupervisorError> {
     let mut failed = Vec::new();
     let mut summary = ValidationSummary { run: 0, passed: 0 };
@@ -77,9 +80,13 @@ pub(super) async fn run_all(
         let request = request(plan, ws, i, v);
         let output = request.stdout.clone();
         let mut cancel = ctx.cancel.clone();
-        let result = match held {
-            Some(held) => held.run(&request, &mut cancel, |_| {}).await,
-            None => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
+        let result = match (kept.take(), held) {
+            (Some(sandbox), _) => sandbox.run(&request, &mut cancel).await.map(|(o, next)| {
+                kept = next;
+                o
+            }),
+            (None, Some(held)) => held.run(&request, &mut cancel, |_| {}).await,
+            (None, None) => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
         };
         let (status, exit_code, duration_ms) = match &result {
             Ok(o) if o.report.setup_error.is_some() => {
