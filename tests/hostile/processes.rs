@@ -345,6 +345,38 @@ fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
     );
     assert_eq!(errors, "to-stderr\n");
 
+    // A command that cannot start ends with 127 and says why; the sandbox stays.
+    let (mut err, err_w) = std::io::pipe().unwrap();
+    let missing = codencer_sandbox::NextCommand {
+        argv: vec!["no-such-program".into()],
+        ..next.clone()
+    };
+    handle
+        .run_next(&missing, err_w.as_fd(), err_w.as_fd())
+        .unwrap();
+    drop(err_w);
+    let third = handle.wait_exit().unwrap().expect("the sandbox is kept");
+    assert_eq!(
+        third.exit,
+        Some(codencer_sandbox::ExitStatus::Exited { code: 127 })
+    );
+    let mut errors = String::new();
+    err.read_to_string(&mut errors).unwrap();
+    assert!(errors.contains("no-such-program: not found"), "{errors}");
+    let (mut out, out_w) = std::io::pipe().unwrap();
+    let last = codencer_sandbox::NextCommand {
+        argv: vec!["/bin/sh".into(), "-c".into(), "echo still-here".into()],
+        ..next
+    };
+    handle
+        .run_next(&last, out_w.as_fd(), out_w.as_fd())
+        .unwrap();
+    drop(out_w);
+    assert!(handle.wait_exit().unwrap().is_some());
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "still-here\n");
+
     // No more commands: the sandbox ends, reporting the last one.
     handle.end_commands();
     let last = handle.wait().unwrap();

@@ -291,26 +291,11 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
                         std::process::exit(0);
                     }
                     // Nothing of the last command is left: the next one, or the end.
-                    let Some((next, out, err)) = next_command() else {
+                    report.denials.clear();
+                    let Some(next) = start_next(&init, &mut report) else {
                         std::process::exit(0)
                     };
-                    report.exit = None;
-                    report.denials.clear();
-                    child = match exec::prepare_command(&next.argv, &next.env)
-                        .and_then(|p| fork_command(&p, Some((&next.cwd, out, err))))
-                    {
-                        Ok(child) => child,
-                        Err(why) => {
-                            // Told to the caller as the command's own failure.
-                            report.exit = Some(ExitStatus::Exited { code: 127 });
-                            report.denials.push(Denial {
-                                kind: DenialKind::Killed,
-                                detail: format!("the command could not start: {why}"),
-                            });
-                            send(init.status.as_fd(), &report);
-                            std::process::exit(0);
-                        }
-                    };
+                    child = next;
                     break;
                 }
             }
@@ -318,18 +303,43 @@ fn supervise(init: Init, mut report: WorkerReport, prepared: Prepared) -> ! {
     }
 }
 
+/// Waits for a kept sandbox's next command and starts it; `None` once the caller ends the
+/// commands. A command that cannot start (not found, not executable, no fork) ends like
+/// one whose exec failed: its reason on its stderr, exit 127 (125 for the fork), and the
+/// sandbox waits for the next.
+fn start_next(init: &Init, report: &mut WorkerReport) -> Option<Pid> {
+    loop {
+        let (next, out, err) = next_command()?;
+        report.exit = None;
+        let (why, code) = match exec::prepare_command(&next.argv, &next.env) {
+            Ok(prepared) => match fork_command(&prepared, Some((&next.cwd, &out, &err))) {
+                // Our copies of its output close here: the command holds its own.
+                Ok(child) => return Some(child),
+                Err(why) => (why, 125),
+            },
+            Err(why) => (why, 127),
+        };
+        let _ = std::io::Write::write_all(
+            &mut std::fs::File::from(err),
+            format!("codencer-worker: {why}\n").as_bytes(),
+        );
+        report.exit = Some(ExitStatus::Exited { code });
+        send(init.status.as_fd(), report);
+    }
+}
+
 /// Forks a command: the first one (`None`) with our own stdout and stderr, a further one
 /// with its working directory and output descriptors.
 fn fork_command(
     prepared: &Prepared,
-    next: Option<(&std::path::Path, OwnedFd, OwnedFd)>,
+    next: Option<(&std::path::Path, &OwnedFd, &OwnedFd)>,
 ) -> Result<Pid, String> {
     // SAFETY: PID 1 is single-threaded.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             if let Some((cwd, out, err)) = next {
-                let placed = nix::unistd::dup2_stdout(&out)
-                    .and_then(|()| nix::unistd::dup2_stderr(&err))
+                let placed = nix::unistd::dup2_stdout(out)
+                    .and_then(|()| nix::unistd::dup2_stderr(err))
                     .map_err(|e| e.to_string())
                     .and_then(|()| {
                         nix::unistd::chdir(cwd).map_err(|e| format!("chdir {}: {e}", cwd.display()))
