@@ -141,7 +141,12 @@ async def session_run(session, repo):
         )
     )
     out["cancelled_step_status"] = waited["result"]["status"]
-    tree = text_of(await session.call_tool("get_run", {"run_id": slow_run["run_id"]}))
+    # The run ends just after its step (its actor records that next): wait for it.
+    for _ in range(100):
+        tree = text_of(await session.call_tool("get_run", {"run_id": slow_run["run_id"]}))
+        if tree["run"]["status"] != "running":
+            break
+        await asyncio.sleep(0.05)
     out["cancelled_run_status"] = tree["run"]["status"]
     return out
 
