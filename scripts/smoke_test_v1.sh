@@ -48,7 +48,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/runs")
 
 echo "smoke: MCP over Streamable HTTP"
 out=$("$PY" tests/mcp_client/client.py --url "$URL" --token "$TOKEN" --repo "$REPO") || fail "MCP over HTTP"
-echo "$out" | "$PY" -c 'import json,sys; v=json.load(sys.stdin); assert v["step1_status"]=="passed" and v["step2_status"]=="passed" and v["closed"]=="passed", v' \
+echo "$out" | "$PY" -c 'import json,sys; v=json.load(sys.stdin); assert v["step1_status"]=="passed" and v["step2_status"]=="passed" and v["closed"]=="passed" and v["cancelled_run_status"]=="cancelled", v' \
   || fail "MCP over HTTP: unexpected result $out"
 
 echo "smoke: MCP over stdio (codencer mcp)"
@@ -72,8 +72,9 @@ export CODENCER_URL=$URL CODENCER_TOKEN=$TOKEN
   || fail "the CLI run did not pass"
 RUN=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$WORK/result.json")
 "$BIN/orchestratorctl" runs watch "$RUN" >/dev/null || fail "runs watch"
+# Each MCP session makes two runs (the planner's open run, and one it cancels), the CLI one.
 n=$("$BIN/orchestratorctl" runs list --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)))')
-[ "$n" = 3 ] || fail "expected 3 runs, listed $n"
+[ "$n" = 5 ] || fail "expected 5 runs, listed $n"
 
 echo "smoke: stopping the daemon; the record verifies offline"
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=

@@ -14,6 +14,9 @@ scripts/setup.sh
 scripts/install-executors.sh
 cargo build --workspace --bins
 cargo nextest run --workspace --profile "$profile" "$@"
+# The daemon end to end as a user drives it (MCP over HTTP and stdio, the CLI), the
+# `make smoke` of the README.
+scripts/smoke_test_v1.sh
 
 if [ "$(id -u)" -eq 0 ]; then
   MODES=unprivileged scripts/test-unprivileged.sh
