@@ -178,25 +178,15 @@ pub(crate) async fn run_attempt(
         }
     };
 
-    // The validators run in the executor's sandbox when it was kept for them (nothing of
-    // the executor is left in it); else the first one's is built while the changes are
-    // captured.
+    // The validators run in the executor's sandbox, kept for them (nothing of the executor
+    // is left in it).
     let kept = exec.kept.take().filter(|_| exec.status.is_none());
     // Capture whatever the executor did, whatever happened to it, before anything else.
     let message = format!(
         "codencer: run {} step {} attempt {}",
         plan.run_id, plan.step_index, plan.number
     );
-    let (validators_ahead, capture) = tokio::join!(
-        async {
-            match (exec.status, &kept) {
-                (None, None) => validators::prepare_first(ctx, plan, &ws).await,
-                _ => None,
-            }
-        },
-        git::capture(&tree, plan.base_commit, &message),
-    );
-    let capture = match capture {
+    let capture = match git::capture(&tree, plan.base_commit, &message).await {
         Ok(capture) => capture,
         Err(err) => {
             let reason = format!("could not capture the worktree's changes: {err}");
@@ -241,7 +231,7 @@ pub(crate) async fn run_attempt(
     let mut validations = ValidationSummary { run: 0, passed: 0 };
     if status.is_none() {
         rec.append(&ids, EventBody::AttemptValidating {})?;
-        let outcome = validators::run_all(ctx, plan, &ws, validators_ahead, kept).await?;
+        let outcome = validators::run_all(ctx, plan, &ws, kept).await?;
         if outcome.cancelled {
             let (cancelled, why) = ctx.cancelled_status();
             status = Some(cancelled);
@@ -250,8 +240,8 @@ pub(crate) async fn run_attempt(
         validations = outcome.summary;
         failed_validations = outcome.failed;
     } else {
-        // Refused after the executor: the sandboxes set up or kept are discarded unused.
-        drop((validators_ahead, kept));
+        // Refused after the executor: the kept sandbox ends unused.
+        drop(kept);
         validators::skip_all(ctx, &ids, plan)?;
     }
     network::finish(ctx, &ids, egress).await?;

@@ -18,24 +18,6 @@ pub(super) struct ValidationOutcome {
     pub cancelled: bool,
 }
 
-/// The first validator's sandbox, set up ahead (see [`prepare_first`]).
-pub(super) type Prepared = Option<launch::Held>;
-
-/// Sets the first validator's sandbox up while the supervisor still captures the
-/// executor's changes: the worker builds it on another core and waits for the go.
-/// `None` when there is no validator, or when the setup fails to start (the validator
-/// then starts the ordinary way and records that failure).
-pub(super) async fn prepare_first(
-    ctx: &Context,
-    plan: &AttemptPlan<'_>,
-    ws: &Workspace<'_>,
-) -> Prepared {
-    let v = plan.step.spec.validators.first()?;
-    launch::prepare(&ctx.worker, &request(plan, ws, 0, v))
-        .await
-        .ok()
-}
-
 fn request(
     plan: &AttemptPlan<'_>,
     ws: &Workspace<'_>,
@@ -58,20 +40,17 @@ fn request(
 /// Runs every validator in order; all run even after one fails, so the evidence is whole.
 /// After a cancel the rest are recorded `skipped`. `kept`: the executor's sandbox, kept
 /// for them (each runs in it while it lasts; a validator killed at a limit ends it, and
-/// the next ones get sandboxes of their own). `first`: else the first one's sandbox, if
-/// it was set up ahead.
+/// the next ones get sandboxes of their own).
 pub(super) async fn run_all(
     ctx: &Context,
     plan: &AttemptPlan<'_>,
     ws: &Workspace<'_>,
-    mut first: Prepared,
     mut kept: Option<launch::Kept>,
 ) -> Result<ValidationOutcome, SupervisorError> {
     let mut failed = Vec::new();
     let mut summary = ValidationSummary { run: 0, passed: 0 };
     let mut cancelled = false;
     for (i, v) in plan.step.spec.validators.iter().enumerate() {
-        let held = first.take();
         if cancelled || *ctx.cancel.borrow() {
             cancelled = true;
             skip(ctx, &ws.ids, v)?;
@@ -80,13 +59,12 @@ pub(super) async fn run_all(
         let request = request(plan, ws, i, v);
         let output = request.stdout.clone();
         let mut cancel = ctx.cancel.clone();
-        let result = match (kept.take(), held) {
-            (Some(sandbox), _) => sandbox.run(&request, &mut cancel).await.map(|(o, next)| {
+        let result = match kept.take() {
+            Some(sandbox) => sandbox.run(&request, &mut cancel).await.map(|(o, next)| {
                 kept = next;
                 o
             }),
-            (None, Some(held)) => held.run(&request, &mut cancel, |_| {}).await,
-            (None, None) => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
+            None => launch::run_process(&ctx.worker, &request, &mut cancel, |_| {}).await,
         };
         let (status, exit_code, duration_ms) = match &result {
             Ok(o) if o.report.setup_error.is_some() => {
