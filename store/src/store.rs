@@ -106,16 +106,33 @@ impl Drop for Store {
     }
 }
 
-/// Chains, inserts and projects `event` in `tx` and commits.
-fn append_one(tx: rusqlite::Transaction<'_>, event: NewEvent) -> Result<Event, StoreError> {
+/// Inserts `blobs` in `tx`, then lets `append` chain, insert and project events through the
+/// head, stamps the runs they touched and commits: the one body of every append.
+fn commit_events<T>(
+    tx: rusqlite::Transaction<'_>,
+    blobs: &[StagedBlob],
+    append: impl FnOnce(&mut Head, &mut Statements<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    for blob in blobs {
+        blob.insert(&tx)?;
+    }
     let mut head = Head::read(&tx)?;
     let mut stmts = Statements::new(&tx);
-    let event = head.append(&mut stmts, event)?;
+    let out = append(&mut head, &mut stmts)?;
     head.finish(&mut stmts)?;
     drop(stmts);
     tx.commit()?;
-    tracing::trace!(seq = event.seq, kind = event.body.kind(), "event appended");
-    Ok(event)
+    tracing::trace!(last = head.seq, "events appended");
+    Ok(out)
+}
+
+/// Chains, inserts and projects `event` in `tx`, with the small `blobs` it names, and commits.
+fn append_one(
+    tx: rusqlite::Transaction<'_>,
+    blobs: &[StagedBlob],
+    event: NewEvent,
+) -> Result<Event, StoreError> {
+    commit_events(tx, blobs, |head, stmts| head.append(stmts, event))
 }
 
 /// Lock a connection. A panic while holding it cannot leave a transaction open (rusqlite rolls
@@ -155,7 +172,7 @@ impl Store {
     pub fn append(&self, event: NewEvent) -> Result<Event, StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        append_one(tx, event)
+        append_one(tx, &[], event)
     }
 
     /// Append the event `decide` returns, if any, in one transaction with `decide`'s reads:
@@ -168,7 +185,7 @@ impl Store {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         match decide(&tx)? {
-            Some(event) => append_one(tx, event).map(Some),
+            Some(event) => append_one(tx, &[], event).map(Some),
             None => Ok(None),
         }
     }
@@ -194,20 +211,12 @@ impl Store {
         }
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for blob in blobs {
-            blob.insert(&tx)?;
-        }
-        let mut head = Head::read(&tx)?;
-        let mut stmts = Statements::new(&tx);
-        let out = events
-            .into_iter()
-            .map(|event| head.append(&mut stmts, event))
-            .collect::<Result<Vec<_>, _>>()?;
-        head.finish(&mut stmts)?;
-        drop(stmts);
-        tx.commit()?;
-        tracing::trace!(count = out.len(), last = head.seq, "events appended");
-        Ok(out)
+        commit_events(tx, blobs, |head, stmts| {
+            events
+                .into_iter()
+                .map(|event| head.append(stmts, event))
+                .collect()
+        })
     }
 
     /// Store `bytes` as a blob and record an `artifact.recorded` event for it (a small blob
@@ -260,8 +269,7 @@ impl Store {
         let event = {
             let mut conn = lock(&self.writer);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            staged.insert(&tx)?;
-            append_one(tx, event)?
+            append_one(tx, std::slice::from_ref(&staged), event)?
         };
         Ok(ArtifactRow {
             id,

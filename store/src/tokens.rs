@@ -68,14 +68,7 @@ impl Store {
 
     /// One token by id.
     pub fn token(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError> {
-        let conn = lock(&self.reader);
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {TOKEN_COLS} FROM main.tokens WHERE id = ?1"
-            ))?
-            .query_row([token_id], token_row)
-            .optional()?;
-        Ok(row)
+        token_by_id(&lock(&self.reader), token_id)
     }
 
     /// The token whose secret hashes to `sha256`, revoked or not (the caller checks).
@@ -100,12 +93,7 @@ impl Store {
         // Checked and revoked in one transaction: of two concurrent revokes, one revokes
         // and the other finds it revoked.
         let revoked = self.append_if(|tx| {
-            let token = tx
-                .prepare_cached(&format!(
-                    "SELECT {TOKEN_COLS} FROM main.tokens WHERE id = ?1"
-                ))?
-                .query_row([token_id], token_row)
-                .optional()?;
+            let token = token_by_id(tx, token_id)?;
             Ok(token
                 .filter(|t| t.revoked_at.is_none())
                 .map(|token| NewEvent {
@@ -124,6 +112,20 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// One token by id, read through `conn` (the reader, or a write transaction).
+fn token_by_id(
+    conn: &rusqlite::Connection,
+    token_id: &str,
+) -> Result<Option<TokenRow>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM main.tokens WHERE id = ?1"
+        ))?
+        .query_row([token_id], token_row)
+        .optional()?;
+    Ok(row)
 }
 
 #[cfg(test)]
