@@ -201,6 +201,12 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Starts the real worker on `spec` with `stdout` as the process's output (stderr
+/// discarded), for cases that drive the handle themselves (held and kept sandboxes).
+pub fn spawn(spec: &ExecSpec, stdout: Stdio) -> codencer_sandbox::WorkerHandle {
+    spawn_worker(&worker(), spec, stdout, Stdio::null()).unwrap()
+}
+
 /// Runs `spec` through the real worker; kills the sandbox at `deadline` like the
 /// supervisor's wall-time killer.
 pub fn run(spec: &ExecSpec, deadline: Option<Duration>) -> Outcome {

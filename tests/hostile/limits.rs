@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use codencer_sandbox::{DenialKind, LimitKind, LimitMechanism, spawn_worker};
+use codencer_sandbox::{DenialKind, LimitKind, LimitMechanism};
 
 use crate::harness::{self, Fixture, is_root, survivors};
 
@@ -125,13 +125,7 @@ fn output_flood_capped() {
     let mut spec = fx.spec("yes flood");
     spec.sandbox.limits.file_size_bytes = Some(1 << 20);
     let out_file = tempfile::NamedTempFile::new().unwrap();
-    let handle = spawn_worker(
-        &harness::worker(),
-        &spec,
-        Stdio::from(out_file.reopen().unwrap()),
-        Stdio::null(),
-    )
-    .unwrap();
+    let handle = harness::spawn(&spec, Stdio::from(out_file.reopen().unwrap()));
     let report = handle.wait().unwrap();
     let size = std::fs::metadata(out_file.path()).unwrap().len();
     assert!(size <= 1 << 20, "output capped at 1 MiB, got {size}");

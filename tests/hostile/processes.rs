@@ -185,13 +185,7 @@ fn held_sandbox_starts_nothing_before_its_go() {
     let fx = Fixture::new();
     let mut spec = fx.spec("echo ran > held.txt; echo HELD-RAN");
     spec.hold = true;
-    let mut handle = codencer_sandbox::spawn_worker(
-        &harness::worker(),
-        &spec,
-        std::process::Stdio::piped(),
-        std::process::Stdio::null(),
-    )
-    .unwrap();
+    let mut handle = harness::spawn(&spec, std::process::Stdio::piped());
     // Built and waiting: nothing of the process has happened yet.
     std::thread::sleep(Duration::from_millis(500));
     assert!(!fx.wt().join("held.txt").exists());
@@ -213,13 +207,7 @@ fn held_sandbox_withdrawn_runs_nothing() {
     let fx = Fixture::new();
     let mut spec = fx.spec("echo ran > held.txt");
     spec.hold = true;
-    let mut handle = codencer_sandbox::spawn_worker(
-        &harness::worker(),
-        &spec,
-        std::process::Stdio::null(),
-        std::process::Stdio::null(),
-    )
-    .unwrap();
+    let mut handle = harness::spawn(&spec, std::process::Stdio::null());
     drop(handle.take_go());
     let report = handle.wait().unwrap();
     assert!(
@@ -266,13 +254,7 @@ fn held_sandbox_sees_a_checkout_made_after_it_was_built() {
     spec.sandbox.worktree = wt.clone();
     spec.sandbox.git_branch = Some(branch.to_owned());
     spec.hold = true;
-    let mut handle = codencer_sandbox::spawn_worker(
-        &harness::worker(),
-        &spec,
-        std::process::Stdio::null(),
-        std::process::Stdio::null(),
-    )
-    .unwrap();
+    let mut handle = harness::spawn(&spec, std::process::Stdio::null());
     // Built and waiting (the held test above shows it runs nothing meanwhile).
     std::thread::sleep(Duration::from_millis(300));
     assert!(!wt.join("app.txt").exists());
@@ -297,13 +279,7 @@ fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
     spec.hold = true;
     spec.more = true;
     let (mut first_out, first_w) = std::io::pipe().unwrap();
-    let mut handle = codencer_sandbox::spawn_worker(
-        &harness::worker(),
-        &spec,
-        std::process::Stdio::from(first_w),
-        std::process::Stdio::null(),
-    )
-    .unwrap();
+    let mut handle = harness::spawn(&spec, std::process::Stdio::from(first_w));
     handle.take_go().expect("a held worker has a go").release();
     let first = handle.wait_exit().unwrap().expect("the sandbox is kept");
     assert_eq!(

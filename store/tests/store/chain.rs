@@ -6,7 +6,9 @@ use codencer_store::{
     EventBody, EventIds, GENESIS_HASH, LinkProblem, NewEvent, Store, StoreError, new_id,
 };
 
-use crate::fixtures::{ACTOR, open, policy_note, raw, run_created, scenario};
+use crate::fixtures::{
+    ACTOR, attempt_started, open, policy_note, raw, run_created, scenario, step_created,
+};
 
 #[test]
 fn store_is_send_and_sync() {
@@ -281,25 +283,8 @@ fn a_version_2_store_is_migrated_in_place() {
     let a = EventIds::attempt(&run, &step, &attempt);
     store
         .append_all(vec![
-            EventIds::step(&run, &step).event(
-                ACTOR,
-                EventBody::StepCreated {
-                    index: 1,
-                    goal: "g".into(),
-                    executor: "e".into(),
-                    max_attempts: 1,
-                },
-            ),
-            a.event(
-                ACTOR,
-                EventBody::AttemptStarted {
-                    number: 1,
-                    executor: "e".into(),
-                    branch: "b".into(),
-                    worktree: "/w".into(),
-                    base_commit: "c".into(),
-                },
-            ),
+            step_created(&EventIds::step(&run, &step), 1, 1),
+            attempt_started(&a, 1),
         ])
         .unwrap();
     let head = store.last_seq().unwrap();

@@ -61,7 +61,20 @@ pub struct Scenario {
     pub gate: String,
 }
 
-fn attempt_started(ids: &EventIds, number: u32) -> NewEvent {
+/// `step.created` for step `index` (1-based) of a run.
+pub fn step_created(ids: &EventIds, index: u32, max_attempts: u32) -> NewEvent {
+    ids.event(
+        "supervisor",
+        EventBody::StepCreated {
+            index,
+            goal: format!("step {index}"),
+            executor: "claude".into(),
+            max_attempts,
+        },
+    )
+}
+
+pub fn attempt_started(ids: &EventIds, number: u32) -> NewEvent {
     ids.event(
         "supervisor",
         EventBody::AttemptStarted {
@@ -133,17 +146,7 @@ pub fn scenario(store: &Store) -> Scenario {
             steps
                 .iter()
                 .enumerate()
-                .map(|(i, s)| {
-                    EventIds::step(&run, s).event(
-                        "supervisor",
-                        EventBody::StepCreated {
-                            index: i as u32 + 1,
-                            goal: format!("step {}", i + 1),
-                            executor: "claude".into(),
-                            max_attempts: 3,
-                        },
-                    )
-                })
+                .map(|(i, s)| step_created(&EventIds::step(&run, s), i as u32 + 1, 3))
                 .collect(),
         )
         .unwrap();
