@@ -128,8 +128,12 @@ pub fn run_case(case: &Case<'_>) -> Outcome {
         "usage": {"input_tokens": 120, "output_tokens": 30},
         "turns": [
             {"text": "I will create the file.", "action": "write_file", "path": "hello.txt", "content": "hello from the mock\n"},
-            {"action": "shell", "command": "cat hello.txt && echo ran-ok"},
-            {"action": "shell", "command": format!("cat {} || echo read-denied", secret.display())},
+            // What the tests look for is printed, never in the command text the model's own
+            // request repeats (`printf 'ran-%s' ok` prints `ran-ok`). Each command sleeps after its
+            // output: Qwen Code 0.24.4 headless (child_process) settles a command on `exit`,
+            // before the last `data` of a command that exits at once (docs/executors.md).
+            {"action": "shell", "command": "cat hello.txt && printf 'ran-%s\\n' ok; sleep 0.5"},
+            {"action": "shell", "command": format!("cat {} || echo read-denied; sleep 0.5", secret.display())},
             {"text": "Created hello.txt and checked its content.", "usage": {"input_tokens": 150, "output_tokens": 12}}
         ]
     });
@@ -209,13 +213,12 @@ pub fn assert_proven(o: &Outcome, executor: &str) {
         "{executor}: {:#}",
         o.report
     );
-    // The scripted command ran (its output went back to the model)...
+    // The scripted command ran (its output, not only its text, went back to the model)...
     assert!(o.requests.contains("ran-ok"), "{}", context());
     // ...and the read outside the worktree found nothing: the file is not in the view.
     assert!(
-        o.requests.contains("read-denied")
-            && o.requests
-                .contains("operator-secret.txt: No such file or directory"),
+        o.requests
+            .contains("operator-secret.txt: No such file or directory"),
         "{}",
         context()
     );
