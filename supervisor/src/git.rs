@@ -160,6 +160,25 @@ fn inspect_with_git(path: &Path, rev: &str) -> Option<RepoFacts> {
     })
 }
 
+/// Whether the repository whose git dir is `git_dir` has a config that leaves the work
+/// tree, the bareness, the ref storage and the checkout alone: no `core.worktree`,
+/// `extensions.worktreeConfig`, `extensions.refStorage`, `[include]`, `core.bare = true`
+/// or sparse checkout (checked by key, in any section, so a false positive only means git
+/// is asked). Then what git would read or write for the supervisor is plain files.
+fn plain_config(git_dir: &Path) -> bool {
+    let Ok(config) = std::fs::read_to_string(git_dir.join("config")) else {
+        return false;
+    };
+    !config.lines().any(|line| {
+        let line = line.trim().to_ascii_lowercase();
+        let value = line.split_once('=').map(|(_, v)| v.trim());
+        ["worktree", "refstorage", "[include", "sparsecheckout"]
+            .iter()
+            .any(|key| line.starts_with(key))
+            || (line.starts_with("bare") && value != Some("false"))
+    })
+}
+
 /// What [`inspect_blocking`] asks git, read from the files instead, for the common case
 /// only: `path` is the top level of a repository whose `.git` is a directory, whose config
 /// leaves the work tree, the bareness and the ref storage alone, and `rev` is `HEAD`, on a
@@ -175,16 +194,7 @@ fn inspect_from_files(path: &Path, rev: &str) -> Option<RepoFacts> {
     if !std::fs::symlink_metadata(&git_dir).ok()?.is_dir() || git_dir.join("commondir").exists() {
         return None;
     }
-    let config = std::fs::read_to_string(git_dir.join("config")).ok()?;
-    let unusual = config.lines().any(|line| {
-        let line = line.trim().to_ascii_lowercase();
-        let value = line.split_once('=').map(|(_, v)| v.trim());
-        ["worktree", "refstorage", "[include"]
-            .iter()
-            .any(|key| line.starts_with(key))
-            || (line.starts_with("bare") && value != Some("false"))
-    });
-    if unusual {
+    if !plain_config(&git_dir) {
         return None;
     }
     let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{GitError, RepoLock, common_dir, git, read_object_id};
+use super::{GitError, RepoLock, common_dir, git, plain_config, read_object_id};
 
 /// An attempt's worktree and the git files that decide what git does in it, as the
 /// supervisor created them. The executor can rewrite anything in its worktree (the `.git`
@@ -191,19 +191,23 @@ pub async fn create_worktree(
     let common = common_dir(repo).await?;
     {
         let _lock = RepoLock::acquire(&common).await?;
-        git(
-            repo,
-            [
-                OsStr::new("worktree"),
-                OsStr::new("add"),
-                OsStr::new("--quiet"),
-                OsStr::new("--detach"),
-                OsStr::new("--no-checkout"),
-                path.as_os_str(),
-                OsStr::new(base_commit),
-            ],
-        )
-        .await?;
+        if plain_config(&common) && admin_name(path).is_some() {
+            register(&common, path, base_commit)?;
+        } else {
+            git(
+                repo,
+                [
+                    OsStr::new("worktree"),
+                    OsStr::new("add"),
+                    OsStr::new("--quiet"),
+                    OsStr::new("--detach"),
+                    OsStr::new("--no-checkout"),
+                    path.as_os_str(),
+                    OsStr::new(base_commit),
+                ],
+            )
+            .await?;
+        }
     }
     // Nothing has run in the worktree yet: its link is what git just wrote.
     let link_path = path.join(".git");
@@ -239,6 +243,131 @@ pub async fn create_worktree(
         branch: branch.to_owned(),
         back_link,
     })
+}
+
+/// The admin dir name git would start from for `path`: its base name, when that is made
+/// only of characters git keeps as they are.
+fn admin_name(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    (!name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(name)
+}
+
+/// Registers `path` as a worktree of the repository whose common dir is `common`, detached
+/// at `base_commit`, with nothing checked out: the files `git worktree add --detach
+/// --no-checkout` writes (gitrepository-layout(5): `worktrees/<name>/` with `gitdir`,
+/// `commondir`, `HEAD` and `refs/`; the worktree's `.git` link), in the order git writes
+/// them, written here because the attempt's setup waits for them and git took a process
+/// and ~2 ms for four small files. The initial reflog entry of the worktree's HEAD is the
+/// one thing left out. Only for a repository [`plain_config`] accepts and a path
+/// [`admin_name`] accepts; callers hold the repository lock. On failure nothing is left.
+fn register(common: &Path, path: &Path, base_commit: &str) -> Result<(), GitError> {
+    let io = |what: &'static str, at: &Path| {
+        let at = at.display().to_string();
+        move |source| GitError::Io {
+            what,
+            path: at,
+            source,
+        }
+    };
+    let name = admin_name(path).ok_or_else(|| GitError::NotAWorktree {
+        worktree: path.display().to_string(),
+        common: common.display().to_string(),
+    })?;
+    let worktrees = common.join("worktrees");
+    std::fs::create_dir_all(&worktrees)
+        .map_err(io("create the worktrees directory", &worktrees))?;
+    // The name git would pick: the base name, else the first free one with a number after it.
+    let mut admin = worktrees.join(name);
+    let mut n = 0u32;
+    loop {
+        match std::fs::create_dir(&admin) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => {
+                n += 1;
+                admin = worktrees.join(format!("{name}{n}"));
+            }
+            Err(e) => return Err(io("create the worktree's admin directory", &admin)(e)),
+        }
+    }
+    let written = write_registration(&admin, path, base_commit);
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&admin);
+    }
+    written
+}
+
+fn write_registration(admin: &Path, path: &Path, base_commit: &str) -> Result<(), GitError> {
+    let write = |file: &Path, text: &str| {
+        std::fs::write(file, text).map_err(|source| GitError::Io {
+            what: "write the worktree's registration",
+            path: file.display().to_string(),
+            source,
+        })
+    };
+    // As git does: `locked` keeps a concurrent `git worktree prune` off the half-written entry.
+    let locked = admin.join("locked");
+    write(&locked, "initializing\n")?;
+    // As git: the parents are made, and an empty directory is taken as it is.
+    let made = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| match std::fs::create_dir(path) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && std::fs::read_dir(path)?.next().is_none() =>
+            {
+                Ok(())
+            }
+            other => other,
+        });
+    if let Err(source) = made {
+        let _ = std::fs::remove_file(&locked);
+        return Err(GitError::Io {
+            what: "create the worktree directory",
+            path: path.display().to_string(),
+            source,
+        });
+    }
+    let written = (|| {
+        // git writes both links resolved.
+        let real = |p: &Path| {
+            std::fs::canonicalize(p).map_err(|source| GitError::Io {
+                what: "resolve the worktree's path",
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let (real_admin, real_path) = (real(admin)?, real(path)?);
+        write(
+            &path.join(".git"),
+            &format!("gitdir: {}\n", real_admin.display()),
+        )?;
+        write(&admin.join("commondir"), "../..\n")?;
+        write(
+            &admin.join("gitdir"),
+            &format!("{}\n", real_path.join(".git").display()),
+        )?;
+        write(&admin.join("HEAD"), &format!("{base_commit}\n"))?;
+        std::fs::create_dir(admin.join("refs")).map_err(|source| GitError::Io {
+            what: "write the worktree's registration",
+            path: admin.join("refs").display().to_string(),
+            source,
+        })?;
+        std::fs::remove_file(&locked).map_err(|source| GitError::Io {
+            what: "unlock the worktree's registration",
+            path: locked.display().to_string(),
+            source,
+        })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(path);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -287,5 +416,150 @@ mod tests {
         assert_eq!(sh_git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
         // The attempt branch is new or nothing: a second checkout is refused.
         assert!(tree.check_out(&base).await.is_err());
+    }
+
+    /// The files in `dir`, recursively, relative and sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                if p.is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_plain_repository_gets_the_registration_git_writes_and_git_agrees_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, base) = repo_with_commit(tmp.path());
+        let common = std::fs::canonicalize(repo.join(".git")).unwrap();
+        // Beside it, what git itself writes for the same request.
+        sh_git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "--detach",
+                "--no-checkout",
+                tmp.path().join("by-git").to_str().unwrap(),
+                &base,
+            ],
+        );
+        let tree = create_worktree(&repo, &tmp.path().join("ours"), "codencer/r/1/1", &base)
+            .await
+            .unwrap();
+        let by_git = common.join("worktrees/by-git");
+        assert_eq!(tree.admin, common.join("worktrees/ours"));
+        // The same files, but the reflog of the first HEAD (git's `logs/`).
+        let without_logs = |dir: &Path| -> Vec<String> {
+            files(dir)
+                .into_iter()
+                .filter(|f| !f.starts_with("logs"))
+                .collect()
+        };
+        assert_eq!(without_logs(&tree.admin), without_logs(&by_git));
+        assert_eq!(files(&tree.admin), ["HEAD", "commondir", "gitdir", "refs"]);
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        for same in ["HEAD", "commondir"] {
+            assert_eq!(
+                read(tree.admin.join(same)),
+                read(by_git.join(same)),
+                "{same}"
+            );
+        }
+        let real_tmp = std::fs::canonicalize(tmp.path()).unwrap();
+        assert_eq!(
+            read(tree.admin.join("gitdir")),
+            format!("{}\n", real_tmp.join("ours/.git").display())
+        );
+        assert_eq!(
+            read(tree.worktree.join(".git")),
+            format!("gitdir: {}\n", tree.admin.display())
+        );
+        assert_eq!(tree.back_link, real_tmp.join("ours/.git"));
+
+        // git lists it like its own, checks it out, and removes it.
+        let list = sh_git(&repo, &["worktree", "list", "--porcelain"]);
+        assert!(
+            list.contains(&format!(
+                "worktree {}\nHEAD {base}\ndetached",
+                real_tmp.join("ours").display()
+            )),
+            "{list}"
+        );
+        tree.check_out(&base).await.unwrap();
+        assert_eq!(sh_git(&tree.worktree, &["status", "--porcelain"]), "");
+        assert_eq!(
+            sh_git(&tree.worktree, &["rev-parse", "--git-dir"]),
+            tree.admin.display().to_string()
+        );
+        sh_git(
+            &repo,
+            &[
+                "worktree",
+                "remove",
+                "--force",
+                tree.worktree.to_str().unwrap(),
+            ],
+        );
+        assert!(!tree.admin.exists() && !tree.worktree.exists());
+    }
+
+    #[tokio::test]
+    async fn a_name_in_use_gets_a_number_as_git_would_give_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, base) = repo_with_commit(tmp.path());
+        let first = create_worktree(&repo, &tmp.path().join("a/1-1"), "codencer/a/1/1", &base)
+            .await
+            .unwrap();
+        let second = create_worktree(&repo, &tmp.path().join("b/1-1"), "codencer/b/1/1", &base)
+            .await
+            .unwrap();
+        assert_eq!(first.admin.file_name().unwrap(), "1-1");
+        assert_eq!(second.admin.file_name().unwrap(), "1-11");
+        // A worktree directory with something in it is refused, as git refuses it, and
+        // leaves no entry behind.
+        std::fs::create_dir_all(tmp.path().join("c/1-1")).unwrap();
+        std::fs::write(tmp.path().join("c/1-1/x"), "x").unwrap();
+        let err = create_worktree(&repo, &tmp.path().join("c/1-1"), "codencer/c/1/1", &base)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GitError::Io { .. }), "{err}");
+        assert!(!first.common.join("worktrees/1-12").exists());
+        assert!(tmp.path().join("c/1-1/x").exists());
+        // An empty one is taken.
+        std::fs::create_dir_all(tmp.path().join("d/1-1")).unwrap();
+        let third = create_worktree(&repo, &tmp.path().join("d/1-1"), "codencer/d/1/1", &base)
+            .await
+            .unwrap();
+        assert_eq!(third.admin.file_name().unwrap(), "1-12");
+        assert_eq!(
+            sh_git(&repo, &["worktree", "list", "--porcelain"])
+                .matches("worktree ")
+                .count(),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repository_with_per_worktree_config_is_left_to_git() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, base) = repo_with_commit(tmp.path());
+        sh_git(&repo, &["config", "extensions.worktreeConfig", "true"]);
+        let tree = create_worktree(&repo, &tmp.path().join("wt"), "codencer/r/1/1", &base)
+            .await
+            .unwrap();
+        // git wrote it: the first HEAD's reflog is git's alone.
+        assert!(tree.admin.join("logs/HEAD").is_file());
+        tree.check_out(&base).await.unwrap();
+        assert_eq!(sh_git(&tree.worktree, &["status", "--porcelain"]), "");
     }
 }
