@@ -56,6 +56,14 @@ pub enum GitError {
     NotAWorktree { worktree: String, common: String },
 }
 
+impl GitError {
+    /// A file operation on `path` failed: `map_err(GitError::io("create ...", path))`.
+    pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> GitError {
+        let path = path.display().to_string();
+        move |source| GitError::Io { what, path, source }
+    }
+}
+
 /// Configuration every git command gets: no user hooks, no signing prompts, a fixed author.
 const GIT_CONFIG: &[&str] = &[
     "-c",

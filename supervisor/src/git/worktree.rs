@@ -180,8 +180,9 @@ fn restore_err(path: &Path, source: std::io::Error) -> GitError {
 /// while git writes the files. The directories of the branch's ref and reflog are made
 /// here for the same reason: the sandbox binds them writable.
 ///
-/// One git process without children: `git worktree add -b` runs two more (`git branch`,
-/// `git reset --hard`) in series.
+/// No git process for a plain repository ([`register`]); otherwise one without children,
+/// `git worktree add --detach --no-checkout` (`git worktree add -b` would run two more,
+/// `git branch` and `git reset --hard`, in series).
 pub async fn create_worktree(
     repo: &Path,
     path: &Path,
@@ -189,33 +190,52 @@ pub async fn create_worktree(
     base_commit: &str,
 ) -> Result<AttemptTree, GitError> {
     let common = common_dir(repo).await?;
-    {
+    let (admin, back_link) = {
         let _lock = RepoLock::acquire(&common).await?;
-        if plain_config(&common) && admin_name(path).is_some() {
-            register(&common, path, base_commit)?;
-        } else {
-            git(
-                repo,
-                [
-                    OsStr::new("worktree"),
-                    OsStr::new("add"),
-                    OsStr::new("--quiet"),
-                    OsStr::new("--detach"),
-                    OsStr::new("--no-checkout"),
-                    path.as_os_str(),
-                    OsStr::new(base_commit),
-                ],
-            )
-            .await?;
+        match admin_name(path).filter(|_| plain_config(&common)) {
+            Some(name) => register(&common, name, path, base_commit)?,
+            None => {
+                git(
+                    repo,
+                    [
+                        OsStr::new("worktree"),
+                        OsStr::new("add"),
+                        OsStr::new("--quiet"),
+                        OsStr::new("--detach"),
+                        OsStr::new("--no-checkout"),
+                        path.as_os_str(),
+                        OsStr::new(base_commit),
+                    ],
+                )
+                .await?;
+                read_registration(&common, path)?
+            }
+        }
+    };
+    if let Some(dir) = Path::new(branch).parent() {
+        for base in ["refs/heads", "logs/refs/heads"] {
+            let refs = common.join(base).join(dir);
+            std::fs::create_dir_all(&refs).map_err(GitError::io(
+                "create the attempt branch's ref directory",
+                &refs,
+            ))?;
         }
     }
-    // Nothing has run in the worktree yet: its link is what git just wrote.
+    Ok(AttemptTree {
+        worktree: path.to_owned(),
+        common,
+        admin,
+        branch: branch.to_owned(),
+        back_link,
+    })
+}
+
+/// The admin dir and the back-link git just wrote for the new worktree at `path` (nothing
+/// has run in it yet, so its link is git's).
+fn read_registration(common: &Path, path: &Path) -> Result<(PathBuf, PathBuf), GitError> {
     let link_path = path.join(".git");
-    let link = std::fs::read_to_string(&link_path).map_err(|source| GitError::Io {
-        what: "read the new worktree's git link",
-        path: link_path.display().to_string(),
-        source,
-    })?;
+    let link = std::fs::read_to_string(&link_path)
+        .map_err(GitError::io("read the new worktree's git link", &link_path))?;
     let admin = link
         .strip_prefix("gitdir:")
         .map(|p| PathBuf::from(p.trim()))
@@ -226,23 +246,7 @@ pub async fn create_worktree(
     let back_link = std::fs::read_to_string(admin.join("gitdir"))
         .map(|s| PathBuf::from(s.trim()))
         .unwrap_or_else(|_| path.join(".git"));
-    if let Some(dir) = Path::new(branch).parent() {
-        for base in ["refs/heads", "logs/refs/heads"] {
-            let refs = common.join(base).join(dir);
-            std::fs::create_dir_all(&refs).map_err(|source| GitError::Io {
-                what: "create the attempt branch's ref directory",
-                path: refs.display().to_string(),
-                source,
-            })?;
-        }
-    }
-    Ok(AttemptTree {
-        worktree: path.to_owned(),
-        common,
-        admin,
-        branch: branch.to_owned(),
-        back_link,
-    })
+    Ok((admin, back_link))
 }
 
 /// The admin dir name git would start from for `path`: its base name, when that is made
@@ -263,24 +267,18 @@ fn admin_name(path: &Path) -> Option<&str> {
 /// `commondir`, `HEAD` and `refs/`; the worktree's `.git` link), in the order git writes
 /// them, written here because the attempt's setup waits for them and git took a process
 /// and ~2 ms for four small files. The initial reflog entry of the worktree's HEAD is the
-/// one thing left out. Only for a repository [`plain_config`] accepts and a path
-/// [`admin_name`] accepts; callers hold the repository lock. On failure nothing is left.
-fn register(common: &Path, path: &Path, base_commit: &str) -> Result<(), GitError> {
-    let io = |what: &'static str, at: &Path| {
-        let at = at.display().to_string();
-        move |source| GitError::Io {
-            what,
-            path: at,
-            source,
-        }
-    };
-    let name = admin_name(path).ok_or_else(|| GitError::NotAWorktree {
-        worktree: path.display().to_string(),
-        common: common.display().to_string(),
-    })?;
+/// one thing left out. Only for a repository [`plain_config`] accepts, `name` from
+/// [`admin_name`]; callers hold the repository lock. On failure nothing is left.
+/// Returns the admin dir and the back-link, resolved as git writes them.
+fn register(
+    common: &Path,
+    name: &str,
+    path: &Path,
+    base_commit: &str,
+) -> Result<(PathBuf, PathBuf), GitError> {
     let worktrees = common.join("worktrees");
     std::fs::create_dir_all(&worktrees)
-        .map_err(io("create the worktrees directory", &worktrees))?;
+        .map_err(GitError::io("create the worktrees directory", &worktrees))?;
     // The name git would pick: the base name, else the first free one with a number after it.
     let mut admin = worktrees.join(name);
     let mut n = 0u32;
@@ -291,30 +289,43 @@ fn register(common: &Path, path: &Path, base_commit: &str) -> Result<(), GitErro
                 n += 1;
                 admin = worktrees.join(format!("{name}{n}"));
             }
-            Err(e) => return Err(io("create the worktree's admin directory", &admin)(e)),
+            Err(e) => {
+                return Err(GitError::io(
+                    "create the worktree's admin directory",
+                    &admin,
+                )(e));
+            }
         }
     }
-    let written = write_registration(&admin, path, base_commit);
+    // As git does: `locked` keeps a concurrent `git worktree prune` off the half-written entry.
+    let locked = admin.join("locked");
+    let written = write(&locked, "initializing\n")
+        .and_then(|()| make_worktree_dir(path))
+        .and_then(|()| {
+            let links = write_links(&admin, path, base_commit);
+            if links.is_err() {
+                let _ = std::fs::remove_dir_all(path);
+            }
+            links
+        })
+        .and_then(|links| {
+            std::fs::remove_file(&locked)
+                .map_err(GitError::io("unlock the worktree's registration", &locked))?;
+            Ok(links)
+        });
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&admin);
     }
     written
 }
 
-fn write_registration(admin: &Path, path: &Path, base_commit: &str) -> Result<(), GitError> {
-    let write = |file: &Path, text: &str| {
-        std::fs::write(file, text).map_err(|source| GitError::Io {
-            what: "write the worktree's registration",
-            path: file.display().to_string(),
-            source,
-        })
-    };
-    // As git does: `locked` keeps a concurrent `git worktree prune` off the half-written entry.
-    let locked = admin.join("locked");
-    write(&locked, "initializing\n")?;
-    // As git: the parents are made, and an empty directory is taken as it is.
-    let made = path
-        .parent()
+fn write(file: &Path, text: &str) -> Result<(), GitError> {
+    std::fs::write(file, text).map_err(GitError::io("write the worktree's registration", file))
+}
+
+/// As git: the parents are made, and an empty directory is taken as it is.
+fn make_worktree_dir(path: &Path) -> Result<(), GitError> {
+    path.parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| match std::fs::create_dir(path) {
             Err(e)
@@ -324,50 +335,26 @@ fn write_registration(admin: &Path, path: &Path, base_commit: &str) -> Result<()
                 Ok(())
             }
             other => other,
-        });
-    if let Err(source) = made {
-        let _ = std::fs::remove_file(&locked);
-        return Err(GitError::Io {
-            what: "create the worktree directory",
-            path: path.display().to_string(),
-            source,
-        });
-    }
-    let written = (|| {
-        // git writes both links resolved.
-        let real = |p: &Path| {
-            std::fs::canonicalize(p).map_err(|source| GitError::Io {
-                what: "resolve the worktree's path",
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        let (real_admin, real_path) = (real(admin)?, real(path)?);
-        write(
-            &path.join(".git"),
-            &format!("gitdir: {}\n", real_admin.display()),
-        )?;
-        write(&admin.join("commondir"), "../..\n")?;
-        write(
-            &admin.join("gitdir"),
-            &format!("{}\n", real_path.join(".git").display()),
-        )?;
-        write(&admin.join("HEAD"), &format!("{base_commit}\n"))?;
-        std::fs::create_dir(admin.join("refs")).map_err(|source| GitError::Io {
-            what: "write the worktree's registration",
-            path: admin.join("refs").display().to_string(),
-            source,
-        })?;
-        std::fs::remove_file(&locked).map_err(|source| GitError::Io {
-            what: "unlock the worktree's registration",
-            path: locked.display().to_string(),
-            source,
         })
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(path);
-    }
-    written
+        .map_err(GitError::io("create the worktree directory", path))
+}
+
+/// The worktree's `.git` link and the admin dir's `commondir`, `gitdir`, `HEAD` and
+/// `refs/`; both links resolved, as git writes them. Returns the admin dir and back-link.
+fn write_links(
+    admin: &Path,
+    path: &Path,
+    base_commit: &str,
+) -> Result<(PathBuf, PathBuf), GitError> {
+    let real = |p: &Path| std::fs::canonicalize(p).map_err(GitError::io("resolve the path", p));
+    let (admin, back_link) = (real(admin)?, real(path)?.join(".git"));
+    write(&back_link, &format!("gitdir: {}\n", admin.display()))?;
+    write(&admin.join("commondir"), "../..\n")?;
+    write(&admin.join("gitdir"), &format!("{}\n", back_link.display()))?;
+    write(&admin.join("HEAD"), &format!("{base_commit}\n"))?;
+    let refs = admin.join("refs");
+    std::fs::create_dir(&refs).map_err(GitError::io("write the worktree's registration", &refs))?;
+    Ok((admin, back_link))
 }
 
 #[cfg(test)]
