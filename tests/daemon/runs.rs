@@ -190,8 +190,7 @@ fn daemon_sigterm_drains_and_the_next_start_goes_on() {
         "{:?}",
         sent.elapsed()
     );
-    let tree: serde_json::Value =
-        serde_json::from_str(&d.sb.ctl(&["runs", "tree", "--json", &run]).stdout).unwrap();
+    let tree = d.sb.tree(&run);
     let first = &tree["steps"][0]["attempts"][0]["attempt"];
     assert_eq!(first["status"], "interrupted", "{tree}");
     assert!(

@@ -67,8 +67,7 @@ fn ctrl_c_kills_the_attempt_and_keeps_the_record() {
     let runs: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
     let run_id = runs[0]["id"].as_str().unwrap();
     assert_eq!(runs[0]["status"], "cancelled");
-    let tree: serde_json::Value =
-        serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
+    let tree = sb.tree(run_id);
     let attempt = &tree["steps"][0]["attempts"][0];
     assert_eq!(attempt["attempt"]["status"], "killed");
     assert_eq!(tree["steps"][0]["step"]["status"], "cancelled");

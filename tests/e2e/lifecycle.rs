@@ -161,11 +161,7 @@ fn wall_timeout_marks_attempt_timed_out() {
         "the sleeper was not stopped"
     );
     assert_eq!(out.code, Some(1), "{out}");
-    let tree: serde_json::Value = serde_json::from_str(
-        &sb.ctl(&["runs", "tree", "--json", result["run_id"].as_str().unwrap()])
-            .stdout,
-    )
-    .unwrap();
+    let tree = sb.tree(result["run_id"].as_str().unwrap());
     let attempt = &tree["steps"][0]["attempts"][0]["attempt"];
     assert_eq!(attempt["status"], "timed_out");
     assert_eq!(attempt["files_changed"], serde_json::json!(["begun.txt"]));
@@ -201,21 +197,7 @@ fn validators_run_alone_in_the_kept_sandbox_and_survive_its_end() {
     assert_eq!(validations[1]["status"], "timed_out", "{validations}");
     assert_eq!(validations[2]["status"], "passed", "{validations}");
     let run_id = result["run_id"].as_str().unwrap();
-    let output = |name: &str| {
-        let tree: serde_json::Value =
-            serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
-        let artifacts = tree["steps"][0]["attempts"][0]["artifacts"]
-            .as_array()
-            .unwrap()
-            .clone();
-        let id = artifacts
-            .iter()
-            .find(|a| a["kind"] == "validator_output" && a["name"] == name)
-            .and_then(|a| a["id"].as_str())
-            .unwrap()
-            .to_string();
-        sb.ctl(&["artifacts", "get", &id]).stdout
-    };
+    let output = |name: &str| sb.attempt_artifact(run_id, "validator_output", Some(name));
     // The executor's sandbox, its processes gone: its /tmp is still there.
     assert_eq!(output("alone"), "from-executor\n");
     // A new sandbox after the kill: a fresh /tmp.

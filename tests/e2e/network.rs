@@ -174,11 +174,7 @@ env | grep -i '_proxy=' | sort > proxyenv.txt"#,
         denied[8]
     );
     assert_eq!(with("allowed", "forward").len(), 1, "{conns:#?}");
-    let tree: serde_json::Value = serde_json::from_str(
-        &sb.ctl(&["runs", "tree", "--json", result["run_id"].as_str().unwrap()])
-            .stdout,
-    )
-    .unwrap();
+    let tree = sb.tree(result["run_id"].as_str().unwrap());
     let kinds = tree["steps"][0]["attempts"][0]["artifacts"].to_string();
     assert!(kinds.contains("network_log"), "{kinds}");
 }

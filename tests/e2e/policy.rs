@@ -126,7 +126,7 @@ fn policy_decisions_are_recorded_with_their_origin() {
             .any(|d| d["result"]["stage"] == "admission")
     );
     // The effective policy is an artifact of the attempt.
-    let tree = json(&sb.ctl(&["runs", "tree", "--json", &run_id]));
+    let tree = sb.tree(&run_id);
     let kinds: Vec<&str> = tree["steps"][0]["attempts"][0]["artifacts"]
         .as_array()
         .unwrap()

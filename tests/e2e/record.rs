@@ -37,8 +37,7 @@ fn ctl_lists_shows_and_draws_runs() {
     );
     assert!(tree.contains("validation test-1 [passed] exit=0"), "{tree}");
     // The step's ResultSpec is itself recorded, and is what the run's result reports.
-    let tree: serde_json::Value =
-        serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
+    let tree = sb.tree(run_id);
     let recorded = tree["steps"][0]["artifacts"]
         .as_array()
         .unwrap()

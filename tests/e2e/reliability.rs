@@ -58,7 +58,7 @@ fn tree(sb: &Sandbox) -> serde_json::Value {
     let runs: serde_json::Value =
         serde_json::from_str(&sb.ctl(&["runs", "list", "--json"]).stdout).unwrap();
     let id = runs[0]["id"].as_str().unwrap().to_string();
-    serde_json::from_str(&sb.ctl(&["runs", "tree", "--json", &id]).stdout).unwrap()
+    sb.tree(&id)
 }
 
 fn count_events(sb: &Sandbox, kind: &str) -> i64 {

@@ -93,19 +93,8 @@ impl Outcome {
 
     /// The first artifact of `kind` of the first attempt.
     pub fn artifact(&self, kind: &str) -> String {
-        let run_id = self.result["run_id"].as_str().unwrap();
-        let tree: serde_json::Value =
-            serde_json::from_str(&self.sb.ctl(&["runs", "tree", "--json", run_id]).stdout).unwrap();
-        let id = tree["steps"][0]["attempts"][0]["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["kind"] == kind)
-            .unwrap_or_else(|| panic!("no {kind} artifact:\n{tree:#}"))["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        self.sb.ctl(&["artifacts", "get", &id]).stdout
+        self.sb
+            .attempt_artifact(self.result["run_id"].as_str().unwrap(), kind, None)
     }
 }
 

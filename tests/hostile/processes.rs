@@ -268,12 +268,30 @@ fn held_sandbox_sees_a_checkout_made_after_it_was_built() {
     assert_eq!(log.lines().next(), Some("change"), "{log}");
 }
 
+/// Runs `cmd` as a kept sandbox's next command: its exit, then its stdout and stderr, each
+/// read to the end (they end with the command).
+fn run_next(
+    handle: &mut codencer_sandbox::WorkerHandle,
+    cmd: &codencer_sandbox::NextCommand,
+) -> (Option<codencer_sandbox::ExitStatus>, String, String) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let (mut out, out_w) = std::io::pipe().unwrap();
+    let (mut err, err_w) = std::io::pipe().unwrap();
+    handle.run_next(cmd, out_w.as_fd(), err_w.as_fd()).unwrap();
+    drop((out_w, err_w));
+    let report = handle.wait_exit().unwrap().expect("the sandbox is kept");
+    let (mut text, mut errors) = (String::new(), String::new());
+    out.read_to_string(&mut text).unwrap();
+    err.read_to_string(&mut errors).unwrap();
+    (report.exit, text, errors)
+}
+
 /// A kept sandbox (`more`): after the first process, further commands run one at a time in
 /// the same confinement, each with its own output, and nothing of an earlier one is left.
 #[test]
 fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
     use std::io::Read;
-    use std::os::fd::AsFd;
     let fx = Fixture::new();
     let mut spec = fx.spec("sleep 30 & echo $! > /tmp/sleeper; echo first; exit 3");
     spec.hold = true;
@@ -291,8 +309,6 @@ fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
     first_out.read_to_string(&mut text).unwrap();
     assert_eq!(text, "first\n");
 
-    let (mut out, out_w) = std::io::pipe().unwrap();
-    let (mut err, err_w) = std::io::pipe().unwrap();
     let script = format!(
         "kill -0 $(cat /tmp/sleeper) 2>/dev/null && echo SLEEPER-ALIVE || echo sleeper-gone; \
          cat {}/home/.ssh/id_rsa 2>/dev/null || echo no-key; pwd; echo to-stderr >&2",
@@ -303,18 +319,8 @@ fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
         cwd: fx.wt(),
         env: spec.env.clone(),
     };
-    handle
-        .run_next(&next, out_w.as_fd(), err_w.as_fd())
-        .unwrap();
-    drop((out_w, err_w));
-    let second = handle.wait_exit().unwrap().expect("the sandbox is kept");
-    assert_eq!(
-        second.exit,
-        Some(codencer_sandbox::ExitStatus::Exited { code: 0 })
-    );
-    let (mut text, mut errors) = (String::new(), String::new());
-    out.read_to_string(&mut text).unwrap();
-    err.read_to_string(&mut errors).unwrap();
+    let (exit, text, errors) = run_next(&mut handle, &next);
+    assert_eq!(exit, Some(codencer_sandbox::ExitStatus::Exited { code: 0 }));
     assert_eq!(
         text,
         format!("sleeper-gone\nno-key\n{}\n", fx.wt().display())
@@ -322,35 +328,22 @@ fn kept_sandbox_runs_further_commands_alone_with_their_own_output() {
     assert_eq!(errors, "to-stderr\n");
 
     // A command that cannot start ends with 127 and says why; the sandbox stays.
-    let (mut err, err_w) = std::io::pipe().unwrap();
     let missing = codencer_sandbox::NextCommand {
         argv: vec!["no-such-program".into()],
         ..next.clone()
     };
-    handle
-        .run_next(&missing, err_w.as_fd(), err_w.as_fd())
-        .unwrap();
-    drop(err_w);
-    let third = handle.wait_exit().unwrap().expect("the sandbox is kept");
+    let (exit, _, errors) = run_next(&mut handle, &missing);
     assert_eq!(
-        third.exit,
+        exit,
         Some(codencer_sandbox::ExitStatus::Exited { code: 127 })
     );
-    let mut errors = String::new();
-    err.read_to_string(&mut errors).unwrap();
     assert!(errors.contains("no-such-program: not found"), "{errors}");
-    let (mut out, out_w) = std::io::pipe().unwrap();
     let last = codencer_sandbox::NextCommand {
         argv: vec!["/bin/sh".into(), "-c".into(), "echo still-here".into()],
         ..next
     };
-    handle
-        .run_next(&last, out_w.as_fd(), out_w.as_fd())
-        .unwrap();
-    drop(out_w);
-    assert!(handle.wait_exit().unwrap().is_some());
-    let mut text = String::new();
-    out.read_to_string(&mut text).unwrap();
+    let (exit, text, _) = run_next(&mut handle, &last);
+    assert!(exit.is_some());
     assert_eq!(text, "still-here\n");
 
     // No more commands: the sandbox ends, reporting the last one.

@@ -140,6 +140,28 @@ impl Sandbox {
         run(self.command("orchestratorctl").args(args))
     }
 
+    /// `orchestratorctl runs tree --json <run_id>`, parsed.
+    pub fn tree(&self, run_id: &str) -> serde_json::Value {
+        let out = self.ctl(&["runs", "tree", "--json", run_id]);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("runs tree is not JSON ({e}):\n{out}"))
+    }
+
+    /// The content of the first attempt's artifact of `kind` (and `name`, when given) in
+    /// the first step of `run_id`.
+    pub fn attempt_artifact(&self, run_id: &str, kind: &str, name: Option<&str>) -> String {
+        let tree = self.tree(run_id);
+        let id = tree["steps"][0]["attempts"][0]["artifacts"]
+            .as_array()
+            .expect("artifacts")
+            .iter()
+            .find(|a| a["kind"] == kind && name.is_none_or(|n| a["name"] == n))
+            .and_then(|a| a["id"].as_str())
+            .unwrap_or_else(|| panic!("no {kind} artifact {name:?}:\n{tree:#}"))
+            .to_owned();
+        self.ctl(&["artifacts", "get", &id]).stdout
+    }
+
     /// `codencer run --json <spec>`, parsed.
     pub fn run_json(&self, spec: &Path) -> (Run, serde_json::Value) {
         let out = self.codencer(&["run", "--json", spec.to_str().expect("utf-8 path")]);
