@@ -7,6 +7,8 @@
 //! UTF-8 length as 8 bytes big-endian, then its bytes; an absent (NULL) id is the single byte
 //! `0x00`. Length prefixes make the encoding injective: no two different events share one.
 //! `payload` is hashed exactly as stored (the text column), so verification never re-serializes.
+//! The hash is stored as its 32 bytes; `prev_hash` is not stored, it is the previous event's
+//! hash (the hex form is what events carry and what is hashed).
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -36,7 +38,13 @@ pub(crate) struct Link<'a> {
 }
 
 impl Link<'_> {
+    /// The hash, in hex (as events carry it).
     pub(crate) fn hash(&self) -> String {
+        to_hex(&self.digest())
+    }
+
+    /// The hash, as stored (32 bytes).
+    pub(crate) fn digest(&self) -> [u8; 32] {
         // The encoding is laid out in one buffer and hashed in one call: a dozen small
         // `update`s (tag, length, bytes per field) cost more than the compression itself.
         let fields = [
@@ -62,7 +70,7 @@ impl Link<'_> {
         for field in &fields[1..] {
             put_str(&mut buf, *field);
         }
-        to_hex(&Sha256::digest(&buf))
+        Sha256::digest(&buf).into()
     }
 }
 
@@ -78,7 +86,7 @@ fn put_str(buf: &mut Vec<u8>, field: Option<&str>) {
 }
 
 /// Lowercase hex, written into one allocation (`hex::encode` collects char by char).
-fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -98,6 +106,15 @@ pub(crate) fn now_ts() -> String {
     OffsetDateTime::now_utc()
         .format(TS_FORMAT)
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+/// The timestamp of `millis` since the Unix epoch, in the events' format.
+pub(crate) fn ts_of_millis(millis: u64) -> Option<String> {
+    let nanos = i128::from(millis) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()?
+        .format(TS_FORMAT)
+        .ok()
 }
 
 /// The payload of `body` as stored: the JSON of its fields, without the kind tag.

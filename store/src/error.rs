@@ -62,6 +62,13 @@ pub enum StoreError {
         node: &'static str,
         id: String,
     },
+    /// An event creates a node of the run tree that already exists.
+    #[error("a {kind} event creates {node} {id}, which already exists")]
+    DuplicateNode {
+        kind: &'static str,
+        node: &'static str,
+        id: String,
+    },
     /// No run id starts with the given prefix.
     #[error("no run id starts with {prefix:?}")]
     RunNotFound { prefix: String },

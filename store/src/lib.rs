@@ -1,15 +1,17 @@
 //! codencer-store: the record of every run.
 //!
-//! An append-only, hash-chained event log in SQLite, projections of the run tree derived from
-//! it, and content-addressed blobs for artifacts (small ones in the database, large ones in
+//! An append-only, hash-chained event log in SQLite, the run tree folded from it when read,
+//! and content-addressed blobs for artifacts (small ones in the database, large ones in
 //! files). See `docs/store.md`.
 #![forbid(unsafe_code)]
 
 mod blobs;
 mod chain;
 mod error;
+mod fold;
 mod inline;
 mod model;
+mod nodes;
 mod project;
 mod queries;
 mod rebuild;

@@ -1,6 +1,6 @@
 //! Proving the projections derive from the events alone: replay every event into a scratch
-//! copy of the projection tables, compare it row by row with the live tables, and optionally
-//! swap it in.
+//! copy of the projection tables (the daemon's tokens), compare it row by row with the live
+//! tables, and optionally swap it in. The replay also folds every run's tree, as reads do.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::project::{Statements, Target, project, touch_run};
+use crate::fold::Fold;
+use crate::project::{Statements, Target, project};
 use crate::rows::{RawEvent, event_cols};
 use crate::schema::{PROJECTION_TABLES, reset_scratch};
 use crate::store::{Store, lock};
@@ -26,6 +27,8 @@ pub struct ProjectionReport {
     pub ok: bool,
     /// Events replayed.
     pub events: u64,
+    /// Runs whose tree was folded from their events (every run in the record).
+    pub runs_folded: u64,
     /// Row counts per table.
     pub tables: Vec<TableCount>,
     /// The first differences found (at most 100).
@@ -84,6 +87,11 @@ impl fmt::Display for ProjectionReport {
                 self.differences_total, self.events
             )?;
         }
+        write!(
+            f,
+            "\n  run trees: {} folded from their events",
+            self.runs_folded
+        )?;
         for t in &self.tables {
             write!(
                 f,
@@ -131,8 +139,8 @@ impl Store {
         // A read snapshot of `main`; the writes go to the in-memory `scratch` schema and are
         // rolled back with the transaction.
         let tx = conn.transaction()?;
-        let events = replay(&tx)?;
-        let report = compare(&tx, events)?;
+        let (events, runs) = replay(&tx)?;
+        let report = compare(&tx, events, runs)?;
         drop(tx);
         Ok(report)
     }
@@ -143,8 +151,8 @@ impl Store {
         let mut conn = lock(&self.writer);
         // IMMEDIATE: no event can be appended between the replay and the swap.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let events = replay(&tx)?;
-        let mut report = compare(&tx, events)?;
+        let (events, runs) = replay(&tx)?;
+        let mut report = compare(&tx, events, runs)?;
         for table in PROJECTION_TABLES.iter().rev() {
             tx.execute(&format!("DELETE FROM main.{table}"), [])?;
         }
@@ -168,34 +176,39 @@ impl Store {
     }
 }
 
-/// Replay every event into empty scratch projection tables; returns the number of events.
-fn replay(conn: &Connection) -> Result<u64, StoreError> {
+/// Replay every event into empty scratch projection tables, and fold every run's tree as
+/// reads do, so an event the tree cannot take fails here too; returns the number of events
+/// and of runs.
+fn replay(conn: &Connection) -> Result<(u64, u64), StoreError> {
     reset_scratch(conn)?;
     let mut stmt = conn.prepare(concat!(
         "SELECT ",
         event_cols!(),
-        " FROM main.events ORDER BY seq"
+        " FROM main.events AS e ORDER BY e.seq"
     ))?;
     let mut rows = stmt.query([])?;
     let mut count = 0u64;
-    let mut last_touch: HashMap<String, String> = HashMap::new();
+    let mut runs: HashMap<String, Fold> = HashMap::new();
     let mut stmts = Statements::new(conn);
     while let Some(row) = rows.next()? {
         let event = RawEvent::from_row(row)?.decode()?;
         project(&mut stmts, Target::Scratch, &event)?;
-        if let Some(run_id) = event.run_id {
-            last_touch.insert(run_id, event.ts);
+        if let Some(run_id) = &event.run_id {
+            runs.entry(run_id.clone())
+                .or_insert_with(Fold::new)
+                .apply(&event)?;
         }
         count += 1;
     }
-    for (run_id, ts) in &last_touch {
-        touch_run(&mut stmts, Target::Scratch, run_id, ts)?;
-    }
-    Ok(count)
+    Ok((count, runs.len() as u64))
 }
 
 /// Compare `main` and `scratch` projection tables on every column.
-fn compare(conn: &Connection, events: u64) -> Result<ProjectionReport, StoreError> {
+fn compare(
+    conn: &Connection,
+    events: u64,
+    runs_folded: u64,
+) -> Result<ProjectionReport, StoreError> {
     let mut tables = Vec::with_capacity(PROJECTION_TABLES.len());
     let mut differences = Vec::new();
     let mut total = 0u64;
@@ -258,6 +271,7 @@ fn compare(conn: &Connection, events: u64) -> Result<ProjectionReport, StoreErro
         }
     }
     Ok(ProjectionReport {
+        runs_folded,
         ok: total == 0,
         events,
         tables,

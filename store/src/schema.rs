@@ -11,19 +11,11 @@ use crate::error::StoreError;
 /// How long a connection waits for another writer (another process) before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The projection tables, parents before children (the order to insert; reverse to delete).
-pub(crate) const PROJECTION_TABLES: [&str; 7] = [
-    "runs",
-    "steps",
-    "attempts",
-    "artifacts",
-    "validations",
-    "gates",
-    "tokens",
-];
+/// The projection tables (the run tree is folded from events at read time, `fold.rs`).
+pub(crate) const PROJECTION_TABLES: [&str; 1] = ["tokens"];
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -199,6 +191,45 @@ CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
 BEGIN SELECT RAISE(ABORT, 'blobs are immutable'); END;
 "#;
 
+// Events are the only record of runs: an append writes one row and one `events_run` entry.
+// - The run-tree projections go: runs, steps, attempts and their artifacts, validations and
+//   gates are folded from the run's events when read (`fold.rs`), which wrote the tree twice
+//   and cost 2x the events' own writes.
+// - `hash` is kept as its 32 bytes instead of 64 hex digits, and `prev_hash` is not kept: it
+//   is the previous event's hash, which verification recomputes the link from anyway.
+// Copying the events converts their hashes; a stored hash that is not hex is kept as its
+// bytes, for `verify` to report.
+const V5: &str = r#"
+CREATE TABLE events_v5 (
+    seq        INTEGER PRIMARY KEY CHECK (seq > 0),
+    ts         TEXT NOT NULL,
+    run_id     TEXT,
+    step_id    TEXT,
+    attempt_id TEXT,
+    kind       TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    hash       BLOB NOT NULL
+);
+INSERT INTO events_v5 (seq, ts, run_id, step_id, attempt_id, kind, actor, payload, hash)
+SELECT seq, ts, run_id, step_id, attempt_id, kind, actor, payload,
+       COALESCE(unhex(hash), CAST(hash AS BLOB))
+FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_v5 RENAME TO events;
+CREATE INDEX events_run ON events(run_id, seq) WHERE run_id IS NOT NULL;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+DROP TABLE IF EXISTS gates;
+DROP TABLE IF EXISTS validations;
+DROP TABLE IF EXISTS artifacts;
+DROP TABLE IF EXISTS attempts;
+DROP TABLE IF EXISTS steps;
+DROP TABLE IF EXISTS runs;
+"#;
+
 /// Open a connection with the store's settings.
 pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
     let open = |source| StoreError::Open {
@@ -228,9 +259,9 @@ pub(crate) fn connect(db: &Path) -> Result<Connection, StoreError> {
         tracing::warn!(path = %db.display(), mode, "database is not in WAL mode");
     }
     // Checkpoint every 10,000 WAL pages (40 MB) instead of 1,000: each append rewrites the same
-    // few hot pages (the chain's tail, the run's rows), and a longer WAL folds those rewrites
-    // into one checkpoint write; with 32 MB of page cache, 100,000 appends go 1.6x faster
-    // (docs/performance.md). Readers stay fast: the WAL index is a hash.
+    // few hot pages (the chain's tail, the index's), and a longer WAL folds those rewrites
+    // into one checkpoint write (docs/performance.md). Readers stay fast: the WAL index is a
+    // hash.
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
@@ -283,8 +314,7 @@ pub(crate) fn reset_scratch(conn: &Connection) -> Result<(), StoreError> {
     }
     let mut stmt = conn.prepare_cached(
         "SELECT type, sql FROM main.sqlite_schema
-         WHERE tbl_name IN ('runs', 'steps', 'attempts', 'artifacts', 'validations', 'gates',
-                           'tokens')
+         WHERE tbl_name IN ('tokens')
            AND sql IS NOT NULL
          ORDER BY type DESC, rowid",
     )?;

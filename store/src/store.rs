@@ -1,7 +1,6 @@
 //! The store handle: opening the state directory, appending events, recording artifacts
 //! (the blob API is in `inline.rs`).
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -10,11 +9,12 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::blobs::Blobs;
-use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts};
+use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts, to_hex};
 use crate::error::StoreError;
 use crate::inline::StagedBlob;
 use crate::model::{ArtifactKind, ArtifactRow, Event, EventBody, EventIds, NewEvent};
-use crate::project::{Statements, Target, project, touch_run};
+use crate::nodes::{Checks, Known};
+use crate::project::{Statements, Target, project};
 use crate::schema;
 
 /// A fresh id: a ULID (26 characters, Crockford base32), sortable by creation time and, within
@@ -44,6 +44,8 @@ pub struct Store {
     // connections so a long read (verify, a big tree) never holds up the writer.
     pub(crate) writer: Mutex<Connection>,
     pub(crate) reader: Mutex<Connection>,
+    /// Run-tree nodes known to exist, so appends about them need no read (`nodes.rs`).
+    pub(crate) known: Known,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,33 +108,37 @@ impl Drop for Store {
     }
 }
 
-/// Inserts `blobs` in `tx`, then lets `append` chain, insert and project events through the
-/// head, stamps the runs they touched and commits: the one body of every append.
+/// Inserts `blobs` in `tx`, then lets `append` check, chain, insert and project events
+/// through the head, and commits: the one body of every append.
 fn commit_events<T>(
     tx: rusqlite::Transaction<'_>,
+    known: &Known,
     blobs: &[StagedBlob],
-    append: impl FnOnce(&mut Head, &mut Statements<'_>) -> Result<T, StoreError>,
+    append: impl FnOnce(&mut Head<'_>, &mut Statements<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     for blob in blobs {
         blob.insert(&tx)?;
     }
-    let mut head = Head::read(&tx)?;
+    let mut head = Head::read(&tx, known)?;
     let mut stmts = Statements::new(&tx);
     let out = append(&mut head, &mut stmts)?;
-    head.finish(&mut stmts)?;
     drop(stmts);
+    let (last, checks) = (head.seq, head.checks);
     tx.commit()?;
-    tracing::trace!(last = head.seq, "events appended");
+    known.commit(checks, last);
+    tracing::trace!(last, "events appended");
     Ok(out)
 }
 
-/// Chains, inserts and projects `event` in `tx`, with the small `blobs` it names, and commits.
+/// Checks, chains, inserts and projects `event` in `tx`, with the small `blobs` it names, and
+/// commits.
 fn append_one(
     tx: rusqlite::Transaction<'_>,
+    known: &Known,
     blobs: &[StagedBlob],
     event: NewEvent,
 ) -> Result<Event, StoreError> {
-    commit_events(tx, blobs, |head, stmts| head.append(stmts, event))
+    commit_events(tx, known, blobs, |head, stmts| head.append(stmts, event))
 }
 
 /// Lock a connection. A panic while holding it cannot leave a transaction open (rusqlite rolls
@@ -160,6 +166,7 @@ impl Store {
             blobs,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            known: Known::default(),
         })
     }
 
@@ -172,7 +179,7 @@ impl Store {
     pub fn append(&self, event: NewEvent) -> Result<Event, StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        append_one(tx, &[], event)
+        append_one(tx, &self.known, &[], event)
     }
 
     /// Append the event `decide` returns, if any, in one transaction with `decide`'s reads:
@@ -185,7 +192,7 @@ impl Store {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         match decide(&tx)? {
-            Some(event) => append_one(tx, &[], event).map(Some),
+            Some(event) => append_one(tx, &self.known, &[], event).map(Some),
             None => Ok(None),
         }
     }
@@ -211,7 +218,7 @@ impl Store {
         }
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        commit_events(tx, blobs, |head, stmts| {
+        commit_events(tx, &self.known, blobs, |head, stmts| {
             events
                 .into_iter()
                 .map(|event| head.append(stmts, event))
@@ -269,7 +276,7 @@ impl Store {
         let event = {
             let mut conn = lock(&self.writer);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            append_one(tx, std::slice::from_ref(&staged), event)?
+            append_one(tx, &self.known, std::slice::from_ref(&staged), event)?
         };
         Ok(ArtifactRow {
             id,
@@ -285,39 +292,43 @@ impl Store {
     }
 }
 
-/// The end of the chain, as seen inside a write transaction.
-struct Head {
+/// The end of the chain, as seen inside a write transaction, and the transaction's checks.
+struct Head<'k> {
     seq: u64,
+    /// The last event's hash, in hex (as the next one hashes it).
     hash: String,
     ts: String,
-    /// Runs that events of this transaction carry, to stamp `updated_at` once each.
-    touched: HashSet<String>,
+    known: &'k Known,
+    checks: Checks,
 }
 
-impl Head {
+impl<'k> Head<'k> {
     /// Read the head. Callers hold the write lock (`BEGIN IMMEDIATE`), so no other writer,
     /// thread or process, can append between this read and their commit: the chain never
     /// forks. It is read once per transaction (one index seek), never per event, and never
     /// trusted from memory, since another process may have appended since our last commit.
-    fn read(conn: &Connection) -> Result<Head, StoreError> {
-        let head: Option<(u64, String, String)> = conn
+    fn read(conn: &Connection, known: &'k Known) -> Result<Head<'k>, StoreError> {
+        let head: Option<(u64, Vec<u8>, String)> = conn
             .prepare_cached("SELECT seq, hash, ts FROM main.events ORDER BY seq DESC LIMIT 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        let (seq, hash, ts) = head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned(), String::new()));
-        let mut head = Head {
+        let (seq, hash, ts) = match head {
+            Some((seq, hash, ts)) => (seq, to_hex(&hash), ts),
+            None => (0, GENESIS_HASH.to_owned(), String::new()),
+        };
+        Ok(Head {
             seq,
             hash,
-            ts,
-            touched: HashSet::new(),
-        };
-        // One timestamp per transaction, and never earlier than the previous event's.
-        head.ts = now_ts().max(head.ts);
-        Ok(head)
+            // One timestamp per transaction, and never earlier than the previous event's.
+            ts: now_ts().max(ts),
+            known,
+            checks: Checks::new(known, seq),
+        })
     }
 
-    /// Chain, insert and project one event; advances the head.
+    /// Check, chain, insert and project one event; advances the head.
     fn append(&mut self, stmts: &mut Statements<'_>, event: NewEvent) -> Result<Event, StoreError> {
+        self.checks.check(stmts.conn(), self.known, &event)?;
         let NewEvent {
             run_id,
             step_id,
@@ -328,7 +339,7 @@ impl Head {
         let seq = self.seq + 1;
         let kind = body.kind();
         let payload = encode_payload(&body)?;
-        let hash = Link {
+        let digest = Link {
             prev_hash: &self.hash,
             seq,
             ts: &self.ts,
@@ -339,16 +350,25 @@ impl Head {
             actor: &actor,
             payload: &payload,
         }
-        .hash();
+        .digest();
         stmts
             .get(
                 "INSERT INTO main.events
-               (seq, ts, run_id, step_id, attempt_id, kind, actor, payload, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+               (seq, ts, run_id, step_id, attempt_id, kind, actor, payload, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
-                seq, self.ts, run_id, step_id, attempt_id, kind, actor, payload, self.hash, hash
+                seq,
+                self.ts,
+                run_id,
+                step_id,
+                attempt_id,
+                kind,
+                actor,
+                payload,
+                &digest[..]
             ])?;
+        let hash = to_hex(&digest);
         let event = Event {
             seq,
             ts: self.ts.clone(),
@@ -361,21 +381,8 @@ impl Head {
             hash,
         };
         project(stmts, Target::Live, &event)?;
-        if let Some(run_id) = &event.run_id
-            && !self.touched.contains(run_id)
-        {
-            self.touched.insert(run_id.clone());
-        }
         self.seq = seq;
         Ok(event)
-    }
-
-    /// Stamp the runs this transaction touched; call once, before committing.
-    fn finish(&self, stmts: &mut Statements<'_>) -> Result<(), StoreError> {
-        for run_id in &self.touched {
-            touch_run(stmts, Target::Live, run_id, &self.ts)?;
-        }
-        Ok(())
     }
 }
 

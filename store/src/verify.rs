@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use rusqlite::types::ValueRef;
 use serde::Serialize;
 
 use crate::blobs::BlobProblem;
-use crate::chain::{GENESIS_HASH, Link};
+use crate::chain::{GENESIS_HASH, Link, to_hex};
 use crate::error::StoreError;
 use crate::store::{Store, lock};
 
@@ -46,7 +47,9 @@ pub struct BrokenLink {
 pub enum LinkProblem {
     /// The seq does not follow the previous one (an event is missing).
     Gap,
-    /// `prev_hash` is not the previous event's hash.
+    /// `prev_hash` is not the previous event's hash. Stores before schema 5 kept `prev_hash`;
+    /// it is now the previous event's hash by construction, and a broken link shows as
+    /// [`LinkProblem::Hash`].
     PrevHash,
     /// The stored hash does not match the event's content (the event was altered).
     Hash,
@@ -135,7 +138,11 @@ impl Store {
             };
             let (checked, broken) = walk_chain(&tx)?;
             let artifacts: Vec<(String, String, u64)> = tx
-                .prepare("SELECT id, sha256, bytes FROM main.artifacts ORDER BY seq")?
+                .prepare(
+                    "SELECT json_extract(payload, '$.artifact_id'),
+                            json_extract(payload, '$.sha256'), json_extract(payload, '$.bytes')
+                     FROM main.events WHERE kind = 'artifact.recorded' ORDER BY seq",
+                )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<_, _>>()?;
             (integrity_errors, checked, broken, artifacts)
@@ -184,7 +191,7 @@ impl Store {
 /// Recompute every link in seq order; stop at the first broken one.
 fn walk_chain(conn: &rusqlite::Connection) -> Result<(u64, Option<BrokenLink>), StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT seq, ts, run_id, step_id, attempt_id, kind, actor, payload, prev_hash, hash
+        "SELECT seq, ts, run_id, step_id, attempt_id, kind, actor, payload, hash
          FROM main.events ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
@@ -194,8 +201,13 @@ fn walk_chain(conn: &rusqlite::Connection) -> Result<(u64, Option<BrokenLink>), 
     while let Some(r) = rows.next()? {
         let seq: u64 = r.get(0)?;
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
-        let stored_prev = text(8)?.unwrap_or_default();
-        let stored_hash = text(9)?.unwrap_or_default();
+        // Stored as 32 bytes; anything else (a hash altered to another type or length) is
+        // shown as stored and cannot match.
+        let stored_hash = match r.get_ref(8)? {
+            ValueRef::Blob(b) => to_hex(b),
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        };
         let broken = |problem, expected: String, found: &str| BrokenLink {
             seq,
             problem,
@@ -210,14 +222,9 @@ fn walk_chain(conn: &rusqlite::Connection) -> Result<(u64, Option<BrokenLink>), 
             );
             return Ok((checked, Some(link)));
         }
-        if stored_prev != prev_hash {
-            return Ok((
-                checked,
-                Some(broken(LinkProblem::PrevHash, prev_hash, stored_prev)),
-            ));
-        }
+        // The link to the previous event is its hash, which this one's hash covers.
         let recomputed = Link {
-            prev_hash: stored_prev,
+            prev_hash: &prev_hash,
             seq,
             ts: text(1)?.unwrap_or_default(),
             run_id: text(2)?,
@@ -231,12 +238,12 @@ fn walk_chain(conn: &rusqlite::Connection) -> Result<(u64, Option<BrokenLink>), 
         if recomputed != stored_hash {
             return Ok((
                 checked,
-                Some(broken(LinkProblem::Hash, recomputed, stored_hash)),
+                Some(broken(LinkProblem::Hash, recomputed, &stored_hash)),
             ));
         }
         checked += 1;
         prev_seq = seq;
-        prev_hash = stored_hash.to_owned();
+        prev_hash = stored_hash;
     }
     Ok((checked, None))
 }

@@ -46,9 +46,14 @@ pub fn record(sb: &Sandbox, when: &str) -> Findings {
             .push(format!("{when}: store verify failed: {verify}"));
     }
     let conn = db(sb);
+    // Attempts started and never completed, straight from the events.
     let unfinished: i64 = conn
         .query_row(
-            "SELECT count(*) FROM attempts WHERE status IN ('starting','running','validating')",
+            "SELECT count(*) FROM events AS s
+             WHERE s.kind = 'attempt.started'
+               AND NOT EXISTS (SELECT 1 FROM events AS c
+                               WHERE c.kind = 'attempt.completed'
+                                 AND c.attempt_id = s.attempt_id)",
             [],
             |r| r.get(0),
         )
@@ -61,7 +66,10 @@ pub fn record(sb: &Sandbox, when: &str) -> Findings {
     // keeps it (database or file): `store verify` checks exactly that, once per distinct blob.
     let distinct: i64 = conn
         .query_row(
-            "SELECT count(*) FROM (SELECT DISTINCT sha256, bytes FROM artifacts)",
+            "SELECT count(*) FROM (
+                 SELECT DISTINCT json_extract(payload, '$.sha256'),
+                                 json_extract(payload, '$.bytes')
+                 FROM events WHERE kind = 'artifact.recorded')",
             [],
             |r| r.get(0),
         )
@@ -106,36 +114,32 @@ pub fn projections(sb: &Sandbox, when: &str) -> Findings {
 /// an attempt's worktree is in the attempt's commit (or recorded lost); nothing left running.
 pub fn run(sb: &Sandbox, run_id: &str, markers: &[String]) -> Findings {
     let mut f = Findings::default();
-    let conn = db(sb);
-    let status: String = conn
-        .query_row("SELECT status FROM runs WHERE id = ?1", [run_id], |r| {
-            r.get(0)
-        })
-        .expect("run row");
+    let tree = sb.tree(run_id);
+    let status = tree["run"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if !matches!(status.as_str(), "passed" | "failed" | "cancelled") {
         f.inconsistent
             .push(format!("run {run_id} ended non-terminal: {status}"));
     }
-    let mut stmt = conn
-        .prepare(
-            "SELECT number, status, signal, reason, worktree, commit_sha FROM attempts
-             WHERE run_id = ?1 ORDER BY number",
-        )
-        .expect("attempts");
-    let rows = stmt
-        .query_map([run_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })
-        .expect("query");
-    for row in rows {
-        let (number, status, signal, reason, worktree, commit) = row.expect("row");
+    let rows = tree["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|step| step["attempts"].as_array().into_iter().flatten())
+        .map(|a| {
+            let text = |key: &str| a[key].as_str().map(str::to_owned);
+            (
+                a["number"].as_i64().unwrap_or_default(),
+                text("status").unwrap_or_default(),
+                a["signal"].as_i64(),
+                text("reason"),
+                text("worktree").unwrap_or_default(),
+                text("commit"),
+            )
+        });
+    for (number, status, signal, reason, worktree, commit) in rows {
         let reason = reason.unwrap_or_default();
         let at = format!("run {run_id} attempt {number} ({status}: {reason})");
         if status == "killed" && signal.is_none() && !reason.contains("cancelled") {

@@ -197,9 +197,11 @@ fn newest_unseen(sb: &Sandbox, seen: &HashSet<String>) -> Option<String> {
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .ok()?;
     let id: String = conn
-        .query_row("SELECT id FROM runs ORDER BY seq DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT run_id FROM events WHERE kind = 'run.created' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .ok()?;
     (!seen.contains(&id)).then_some(id)
 }

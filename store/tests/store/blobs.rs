@@ -9,7 +9,7 @@ use codencer_store::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::fixtures::{ACTOR, open, raw, run_created};
+use crate::fixtures::{ACTOR, as_version_4, open, raw, run_created};
 
 const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 const LIMIT: usize = INLINE_BLOB_MAX_BYTES as usize;
@@ -459,6 +459,7 @@ fn a_version_3_store_with_blob_files_is_upgraded_in_place() {
     }
     drop(store);
     // Back to exactly what version 3 had: no `blobs` table (its triggers go with it).
+    as_version_4(&dir);
     raw(&dir)
         .execute_batch("DROP TABLE blobs; PRAGMA user_version = 3;")
         .unwrap();
@@ -475,7 +476,7 @@ fn a_version_3_store_with_blob_files_is_upgraded_in_place() {
     let version: u32 = raw(&dir)
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert_eq!(inline_rows(&dir), Vec::new(), "file blobs were moved");
     for (blob, bytes) in refs.iter().zip(&small) {
         assert_eq!(&store.read_blob(&blob.sha256).unwrap(), bytes);

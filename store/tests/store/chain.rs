@@ -7,7 +7,8 @@ use codencer_store::{
 };
 
 use crate::fixtures::{
-    ACTOR, attempt_started, open, policy_note, raw, run_created, scenario, step_created,
+    ACTOR, as_version_4, attempt_started, open, policy_note, raw, run_created, scenario,
+    step_created,
 };
 
 #[test]
@@ -32,7 +33,7 @@ fn state_dir_layout_is_created() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[test]
@@ -189,11 +190,12 @@ fn verify_detects_a_deleted_event_and_a_relinked_chain() {
         ("5", "6")
     );
 
-    // Renumbering to hide the gap still breaks the prev_hash link.
+    // Renumbering to hide the gap breaks the next event's hash: it covers its seq and the
+    // hash of the event before it, which is now another one.
     conn.execute("UPDATE events SET seq = seq - 1 WHERE seq > 5", [])
         .unwrap();
     let broken = store.verify().unwrap().broken_link.unwrap();
-    assert_eq!((broken.seq, broken.problem), (5, LinkProblem::PrevHash));
+    assert_eq!((broken.seq, broken.problem), (5, LinkProblem::Hash));
 }
 
 #[test]
@@ -265,7 +267,7 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err:?}"
@@ -288,8 +290,11 @@ fn a_version_2_store_is_migrated_in_place() {
         ])
         .unwrap();
     let head = store.last_seq().unwrap();
+    let before = store.run_tree(&run).unwrap().unwrap();
+    let events = store.events_since(0, 1000).unwrap();
     drop(store);
     // Back to exactly what version 2 had, which kept every blob in a file.
+    as_version_4(&dir);
     let conn = raw(&dir);
     let inline: Vec<(String, Vec<u8>)> = conn
         .prepare("SELECT sha256, data FROM blobs")
@@ -322,16 +327,20 @@ fn a_version_2_store_is_migrated_in_place() {
     let version: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    let index: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE name = 'attempts_unfinished'",
-            [],
-            |r| r.get(0),
-        )
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(version, 4);
-    assert!(!index.contains(" IN "), "{index}");
+    assert_eq!(version, 5);
+    // Events, blobs and tokens; the run tree is folded from the events.
+    assert_eq!(tables, ["blobs", "events", "tokens"]);
     assert_eq!(store.last_seq().unwrap(), head);
+    // The same events, hashes and links as before the downgrade and upgrade.
+    assert_eq!(store.events_since(0, 1000).unwrap(), events);
+    assert_eq!(store.run_tree(&run).unwrap().unwrap(), before);
     let unfinished: Vec<String> = store
         .unfinished_attempts()
         .unwrap()

@@ -18,6 +18,50 @@ pub fn raw(dir: &TempDir) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.path().join("codencer.db")).unwrap()
 }
 
+/// Rewrites a store of the current schema into what schema version 4 kept: hashes as hex text
+/// with each event's `prev_hash`, the run-tree projection tables (empty: the upgrade drops
+/// them whole), `user_version` 4. Versions before 4 are made from this by each test.
+pub fn as_version_4(dir: &TempDir) {
+    raw(dir)
+        .execute_batch(
+            "CREATE TABLE events_v4 (
+                 seq INTEGER PRIMARY KEY CHECK (seq > 0), ts TEXT NOT NULL, run_id TEXT,
+                 step_id TEXT, attempt_id TEXT, kind TEXT NOT NULL, actor TEXT NOT NULL,
+                 payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+             INSERT INTO events_v4
+             SELECT seq, ts, run_id, step_id, attempt_id, kind, actor, payload,
+                    lower(hex(COALESCE((SELECT p.hash FROM events AS p WHERE p.seq = e.seq - 1),
+                                       zeroblob(32)))),
+                    lower(hex(hash))
+             FROM events AS e ORDER BY seq;
+             DROP TABLE events;
+             ALTER TABLE events_v4 RENAME TO events;
+             CREATE INDEX events_run ON events(run_id, seq) WHERE run_id IS NOT NULL;
+             CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+             BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+             CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+             BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+             CREATE TABLE runs (id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL,
+                                status TEXT NOT NULL);
+             CREATE TABLE steps (id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL,
+                                 run_id TEXT NOT NULL REFERENCES runs(id));
+             CREATE TABLE attempts (id TEXT PRIMARY KEY NOT NULL, seq INTEGER NOT NULL,
+                                    run_id TEXT NOT NULL REFERENCES runs(id),
+                                    step_id TEXT NOT NULL REFERENCES steps(id),
+                                    status TEXT NOT NULL);
+             CREATE INDEX attempts_unfinished ON attempts(status)
+                 WHERE status = 'starting' OR status = 'running' OR status = 'validating';
+             CREATE TABLE artifacts (id TEXT PRIMARY KEY NOT NULL,
+                                     attempt_id TEXT REFERENCES attempts(id));
+             CREATE TABLE validations (id TEXT PRIMARY KEY NOT NULL,
+                                       attempt_id TEXT NOT NULL REFERENCES attempts(id));
+             CREATE TABLE gates (id TEXT PRIMARY KEY NOT NULL,
+                                 run_id TEXT NOT NULL REFERENCES runs(id));
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+}
+
 pub fn run_created(run_id: &str, name: &str) -> NewEvent {
     EventIds::run(run_id).event(
         ACTOR,

@@ -6,6 +6,7 @@
 mod blobs;
 mod chain;
 mod fixtures;
+mod nodes;
 mod projections;
 mod queries;
 mod wal;
