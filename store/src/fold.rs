@@ -70,27 +70,45 @@ impl Fold {
             .ok_or_else(|| unknown(kind, "run", run_id))
     }
 
-    fn step(&mut self, kind: &'static str, ev: &Event) -> Result<&mut StepRow, StoreError> {
+    /// Where the step the event names is in the tree.
+    fn step_pos(&self, kind: &'static str, ev: &Event) -> Result<usize, StoreError> {
         let id = ev.step_id.as_deref().ok_or(missing(kind, "step id"))?;
-        let at = *self
-            .step_at
+        self.step_at
             .get(id)
-            .ok_or_else(|| unknown(kind, "step", id))?;
-        let run_id = ev.run_id.as_deref().unwrap_or_default();
-        Ok(&mut self.tree(kind, run_id)?.steps[at].step)
+            .copied()
+            .ok_or_else(|| unknown(kind, "step", id))
     }
 
-    fn attempt(&mut self, kind: &'static str, ev: &Event) -> Result<&mut AttemptRow, StoreError> {
+    /// Where the attempt the event names is in the tree.
+    fn attempt_pos(&self, kind: &'static str, ev: &Event) -> Result<(usize, usize), StoreError> {
         let id = ev
             .attempt_id
             .as_deref()
             .ok_or(missing(kind, "attempt id"))?;
-        let (s, a) = *self
-            .attempt_at
+        self.attempt_at
             .get(id)
-            .ok_or_else(|| unknown(kind, "attempt", id))?;
-        let run_id = ev.run_id.as_deref().unwrap_or_default();
-        Ok(&mut self.tree(kind, run_id)?.steps[s].attempts[a].attempt)
+            .copied()
+            .ok_or_else(|| unknown(kind, "attempt", id))
+    }
+
+    fn step(
+        &mut self,
+        kind: &'static str,
+        run_id: &str,
+        ev: &Event,
+    ) -> Result<&mut StepRow, StoreError> {
+        let s = self.step_pos(kind, ev)?;
+        Ok(&mut self.tree(kind, run_id)?.steps[s].step)
+    }
+
+    fn attempt(
+        &mut self,
+        kind: &'static str,
+        run_id: &str,
+        ev: &Event,
+    ) -> Result<&mut AttemptTree, StoreError> {
+        let (s, a) = self.attempt_pos(kind, ev)?;
+        Ok(&mut self.tree(kind, run_id)?.steps[s].attempts[a])
     }
 
     /// The deepest known node among the event's step and attempt ids.
@@ -117,14 +135,7 @@ impl Fold {
         let kind = ev.body.kind();
         let ts = ev.ts.as_str();
         let run_id = ev.run_id.as_deref().ok_or(missing(kind, "run id"))?;
-        if let EventBody::RunCreated {
-            name,
-            workspace,
-            executor,
-            policy,
-            steps: _,
-        } = &ev.body
-        {
+        if let Some(run) = created_run(ev) {
             if self.tree.is_some() {
                 return Err(StoreError::DuplicateNode {
                     kind,
@@ -133,19 +144,7 @@ impl Fold {
                 });
             }
             self.tree = Some(RunTree {
-                run: RunRow {
-                    id: run_id.to_owned(),
-                    name: name.clone(),
-                    workspace: workspace.clone(),
-                    executor: executor.clone(),
-                    policy: policy.clone(),
-                    status: RunStatus::Pending,
-                    reason: None,
-                    created_at: ts.to_owned(),
-                    updated_at: ts.to_owned(),
-                    finished_at: None,
-                    actor: ev.actor.clone(),
-                },
+                run,
                 steps: Vec::new(),
                 artifacts: Vec::new(),
                 gates: Vec::new(),
@@ -205,7 +204,7 @@ impl Fold {
                 self.step_at.insert(step_id.to_owned(), at);
             }
             EventBody::StepStarted { base, base_commit } => {
-                let step = self.step(kind, ev)?;
+                let step = self.step(kind, run_id, ev)?;
                 step.status = RunStatus::Running;
                 step.base = Some(base.clone());
                 step.base_commit = Some(base_commit.clone());
@@ -213,7 +212,7 @@ impl Fold {
                 run_status(&mut self.tree(kind, run_id)?.run, &ev.body, ts);
             }
             EventBody::StepAwaitingApproval { gate: _, reason: _ } => {
-                self.step(kind, ev)?.status = RunStatus::AwaitingApproval;
+                self.step(kind, run_id, ev)?.status = RunStatus::AwaitingApproval;
                 run_status(&mut self.tree(kind, run_id)?.run, &ev.body, ts);
             }
             EventBody::StepCompleted {
@@ -222,7 +221,7 @@ impl Fold {
                 attempts: _,
                 reason,
             } => {
-                let step = self.step(kind, ev)?;
+                let step = self.step(kind, run_id, ev)?;
                 step.status = *status;
                 step.head_commit.clone_from(head_commit);
                 step.reason.clone_from(reason);
@@ -239,7 +238,6 @@ impl Fold {
                     .attempt_id
                     .as_deref()
                     .ok_or(missing(kind, "attempt id"))?;
-                let step_id = ev.step_id.as_deref().ok_or(missing(kind, "step id"))?;
                 if self.attempt_at.contains_key(attempt_id) {
                     return Err(StoreError::DuplicateNode {
                         kind,
@@ -247,10 +245,8 @@ impl Fold {
                         id: attempt_id.to_owned(),
                     });
                 }
-                let s = *self
-                    .step_at
-                    .get(step_id)
-                    .ok_or_else(|| unknown(kind, "step", step_id))?;
+                let s = self.step_pos(kind, ev)?;
+                let step_id = ev.step_id.as_deref().unwrap_or_default();
                 let attempts = &mut self.tree(kind, run_id)?.steps[s].attempts;
                 let a = attempts.len();
                 attempts.push(AttemptTree {
@@ -284,10 +280,10 @@ impl Fold {
                 self.attempt_at.insert(attempt_id.to_owned(), (s, a));
             }
             EventBody::AttemptRunning { pid: _ } => {
-                self.attempt(kind, ev)?.status = AttemptStatus::Running;
+                self.attempt(kind, run_id, ev)?.attempt.status = AttemptStatus::Running;
             }
             EventBody::AttemptValidating {} => {
-                self.attempt(kind, ev)?.status = AttemptStatus::Validating;
+                self.attempt(kind, run_id, ev)?.attempt.status = AttemptStatus::Validating;
             }
             EventBody::AttemptCompleted {
                 status,
@@ -301,7 +297,7 @@ impl Fold {
                 summary,
                 usage,
             } => {
-                let a = self.attempt(kind, ev)?;
+                let a = &mut self.attempt(kind, run_id, ev)?.attempt;
                 a.status = *status;
                 a.exit_code = exit.as_ref().and_then(|e| e.code);
                 a.signal = exit.as_ref().and_then(|e| e.signal);
@@ -336,27 +332,19 @@ impl Fold {
                 duration_ms,
                 output_artifact,
             } => {
-                let attempt_id = ev
-                    .attempt_id
-                    .as_deref()
-                    .ok_or(missing(kind, "attempt id"))?;
-                let (s, a) = *self
-                    .attempt_at
-                    .get(attempt_id)
-                    .ok_or_else(|| unknown(kind, "attempt", attempt_id))?;
-                self.tree(kind, run_id)?.steps[s].attempts[a]
-                    .validations
-                    .push(ValidationRow {
-                        id: validation_id.clone(),
-                        attempt_id: attempt_id.to_owned(),
-                        name: name.clone(),
-                        command: command.clone(),
-                        status: *status,
-                        exit_code: *exit_code,
-                        duration_ms: *duration_ms,
-                        output_artifact: output_artifact.clone(),
-                        created_at: ts.to_owned(),
-                    });
+                let attempt = self.attempt(kind, run_id, ev)?;
+                let attempt_id = attempt.attempt.id.clone();
+                attempt.validations.push(ValidationRow {
+                    id: validation_id.clone(),
+                    attempt_id,
+                    name: name.clone(),
+                    command: command.clone(),
+                    status: *status,
+                    exit_code: *exit_code,
+                    duration_ms: *duration_ms,
+                    output_artifact: output_artifact.clone(),
+                    created_at: ts.to_owned(),
+                });
             }
             EventBody::GateOpened {
                 gate_id,
@@ -461,34 +449,39 @@ pub(crate) const RUN_ROW_KINDS: &str =
 /// event's `updated_at` (listing runs needs no step or attempt).
 pub(crate) fn run_row(events: &[Event], updated_at: String) -> Option<RunRow> {
     let mut events = events.iter();
-    let created = events.next()?;
+    let mut run = created_run(events.next()?)?;
+    run.updated_at = updated_at;
+    for ev in events {
+        run_status(&mut run, &ev.body, &ev.ts);
+    }
+    Some(run)
+}
+
+/// The run a `run.created` event creates, `pending`.
+fn created_run(ev: &Event) -> Option<RunRow> {
     let EventBody::RunCreated {
         name,
         workspace,
         executor,
         policy,
         steps: _,
-    } = &created.body
+    } = &ev.body
     else {
         return None;
     };
-    let mut run = RunRow {
-        id: created.run_id.clone()?,
+    Some(RunRow {
+        id: ev.run_id.clone()?,
         name: name.clone(),
         workspace: workspace.clone(),
         executor: executor.clone(),
         policy: policy.clone(),
         status: RunStatus::Pending,
         reason: None,
-        created_at: created.ts.clone(),
-        updated_at,
+        created_at: ev.ts.clone(),
+        updated_at: ev.ts.clone(),
         finished_at: None,
-        actor: created.actor.clone(),
-    };
-    for ev in events {
-        run_status(&mut run, &ev.body, &ev.ts);
-    }
-    Some(run)
+        actor: ev.actor.clone(),
+    })
 }
 
 /// The artifact an `artifact.recorded` event records.

@@ -91,23 +91,12 @@ impl Known {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    /// Remember what a committed transaction created or found; `last_seq` is its head.
-    pub(crate) fn commit(&self, checks: Checks, last_seq: u64) {
-        let mut known = self.lock();
-        if known.nodes.len() + checks.seen.len() > KNOWN_MAX {
-            known.nodes.clear();
-            known.owned.clear();
-        }
-        known.nodes.extend(checks.seen);
-        known.owned.extend(checks.created_runs);
-        known.last_seq = Some(last_seq);
-    }
 }
 
 /// The checks of one write transaction: what it has created or found so far.
 #[derive(Debug)]
-pub(crate) struct Checks {
+pub(crate) struct Checks<'k> {
+    known: &'k Known,
     seen: HashSet<Key>,
     /// The last nodes checked, newest last (compared without allocating or hashing).
     recent: Vec<Key>,
@@ -115,25 +104,44 @@ pub(crate) struct Checks {
     created_runs: Vec<String>,
 }
 
-impl Checks {
+impl<'k> Checks<'k> {
     /// The checks of a transaction that found the chain's head at `head_seq`. Another writer
     /// appended since this handle's last commit unless that commit left the same head: then
     /// no run's nodes are all known any more.
-    pub(crate) fn new(known: &Known, head_seq: u64) -> Checks {
+    pub(crate) fn new(known: &'k Known, head_seq: u64) -> Checks<'k> {
         let mut inner = known.lock();
         if inner.last_seq != Some(head_seq) {
             inner.owned.clear();
         }
         Checks {
+            known,
             seen: HashSet::new(),
             recent: Vec::with_capacity(RECENT),
             created_runs: Vec::new(),
         }
     }
 
+    /// Hand what the transaction created or found to the handle's memory, once it has
+    /// committed; `last_seq` is its head.
+    pub(crate) fn committed(self, last_seq: u64) {
+        let mut known = self.known.lock();
+        if known.nodes.len() + self.seen.len() > KNOWN_MAX {
+            known.nodes.clear();
+            known.owned.clear();
+        }
+        known.nodes.extend(self.seen);
+        known.owned.extend(self.created_runs);
+        known.last_seq = Some(last_seq);
+    }
+
     /// Whether every node of `run` is in this transaction's or the handle's memory.
-    fn all_known(&self, known: &Known, run: &str) -> bool {
-        self.created_runs.iter().any(|r| r == run) || known.lock().owned.contains(run)
+    fn all_known(&self, run: &str) -> bool {
+        self.created_runs.iter().any(|r| r == run) || self.known.lock().owned.contains(run)
+    }
+
+    /// Whether this transaction or the handle has seen `key`.
+    fn remembered(&self, key: &Key) -> bool {
+        self.seen.contains(key) || self.known.lock().nodes.contains(key)
     }
 
     fn remember(&mut self, key: Key) {
@@ -144,43 +152,12 @@ impl Checks {
         self.seen.insert(key);
     }
 
-    fn exists(
-        &mut self,
-        conn: &Connection,
-        known: &Known,
-        key: KeyRef<'_>,
-    ) -> Result<bool, StoreError> {
+    fn exists(&mut self, conn: &Connection, key: KeyRef<'_>) -> Result<bool, StoreError> {
         if self.recent.iter().rev().any(|k| k.borrow() == key) {
             return Ok(true);
         }
         let owned = key.to_key();
-        if self.seen.contains(&owned) || known.lock().nodes.contains(&owned) {
-            self.remember(owned);
-            return Ok(true);
-        }
-        let found = match key {
-            KeyRef::Run(run) => conn
-                .prepare_cached(
-                    "SELECT 1 FROM main.events WHERE run_id = ?1 AND kind = 'run.created' LIMIT 1",
-                )?
-                .query_row([run], |_| Ok(()))
-                .optional()?,
-            KeyRef::Step(run, step) => conn
-                .prepare_cached(
-                    "SELECT 1 FROM main.events
-                     WHERE run_id = ?1 AND step_id = ?2 AND kind = 'step.created' LIMIT 1",
-                )?
-                .query_row([run, step], |_| Ok(()))
-                .optional()?,
-            KeyRef::Attempt(run, attempt) => conn
-                .prepare_cached(
-                    "SELECT 1 FROM main.events
-                     WHERE run_id = ?1 AND attempt_id = ?2 AND kind = 'attempt.started' LIMIT 1",
-                )?
-                .query_row([run, attempt], |_| Ok(()))
-                .optional()?,
-        }
-        .is_some();
+        let found = self.remembered(&owned) || in_record(conn, key)?;
         if found {
             self.remember(owned);
         }
@@ -190,11 +167,10 @@ impl Checks {
     fn need(
         &mut self,
         conn: &Connection,
-        known: &Known,
         kind: &'static str,
         key: KeyRef<'_>,
     ) -> Result<(), StoreError> {
-        if self.exists(conn, known, key)? {
+        if self.exists(conn, key)? {
             return Ok(());
         }
         Err(StoreError::UnknownNode {
@@ -207,17 +183,15 @@ impl Checks {
     fn create(
         &mut self,
         conn: &Connection,
-        known: &Known,
         kind: &'static str,
         key: KeyRef<'_>,
     ) -> Result<(), StoreError> {
         let exists = match key {
             // A step or attempt of a run whose nodes are all known: no read.
-            KeyRef::Step(run, _) | KeyRef::Attempt(run, _) if self.all_known(known, run) => {
-                let owned = key.to_key();
-                self.seen.contains(&owned) || known.lock().nodes.contains(&owned)
+            KeyRef::Step(run, _) | KeyRef::Attempt(run, _) if self.all_known(run) => {
+                self.remembered(&key.to_key())
             }
-            _ => self.exists(conn, known, key)?,
+            _ => self.exists(conn, key)?,
         };
         if exists {
             return Err(StoreError::DuplicateNode {
@@ -237,7 +211,6 @@ impl Checks {
     pub(crate) fn check<'e>(
         &mut self,
         conn: &Connection,
-        known: &Known,
         event: &'e NewEvent,
     ) -> Result<(), StoreError> {
         let kind = event.body.kind();
@@ -253,35 +226,35 @@ impl Checks {
             ))
         };
         match &event.body {
-            EventBody::RunCreated { .. } => self.create(conn, known, kind, KeyRef::Run(run()?)),
+            EventBody::RunCreated { .. } => self.create(conn, kind, KeyRef::Run(run()?)),
             EventBody::RunStarted {} | EventBody::RunCompleted { .. } | EventBody::RunOpened {} => {
-                self.need(conn, known, kind, KeyRef::Run(run()?))
+                self.need(conn, kind, KeyRef::Run(run()?))
             }
             EventBody::StepCreated { .. } => {
-                self.need(conn, known, kind, KeyRef::Run(run()?))?;
-                self.create(conn, known, kind, step()?)
+                self.need(conn, kind, KeyRef::Run(run()?))?;
+                self.create(conn, kind, step()?)
             }
             EventBody::StepStarted { .. }
             | EventBody::StepCompleted { .. }
-            | EventBody::StepAwaitingApproval { .. } => self.need(conn, known, kind, step()?),
+            | EventBody::StepAwaitingApproval { .. } => self.need(conn, kind, step()?),
             EventBody::AttemptStarted { .. } => {
-                self.need(conn, known, kind, step()?)?;
-                self.create(conn, known, kind, attempt()?)
+                self.need(conn, kind, step()?)?;
+                self.create(conn, kind, attempt()?)
             }
             EventBody::AttemptRunning { .. }
             | EventBody::AttemptValidating {}
             | EventBody::AttemptCompleted { .. }
-            | EventBody::ValidationCompleted { .. } => self.need(conn, known, kind, attempt()?),
+            | EventBody::ValidationCompleted { .. } => self.need(conn, kind, attempt()?),
             EventBody::ArtifactRecorded { .. } => {
                 // An artifact may belong to no run (nothing records one that way today).
                 if event.run_id.is_none() && event.step_id.is_none() && event.attempt_id.is_none() {
                     return Ok(());
                 }
-                self.need_parents(conn, known, kind, event)
+                self.need_parents(conn, kind, event)
             }
             EventBody::GateOpened { .. } | EventBody::GateDecided { .. } => {
                 run()?;
-                self.need_parents(conn, known, kind, event)
+                self.need_parents(conn, kind, event)
             }
             EventBody::PolicyDecided { .. }
             | EventBody::NetworkConnection { .. }
@@ -296,7 +269,6 @@ impl Checks {
     fn need_parents(
         &mut self,
         conn: &Connection,
-        known: &Known,
         kind: &'static str,
         event: &NewEvent,
     ) -> Result<(), StoreError> {
@@ -304,13 +276,33 @@ impl Checks {
             kind,
             field: "run id",
         })?;
-        self.need(conn, known, kind, KeyRef::Run(run))?;
+        self.need(conn, kind, KeyRef::Run(run))?;
         if let Some(step) = &event.step_id {
-            self.need(conn, known, kind, KeyRef::Step(run, step))?;
+            self.need(conn, kind, KeyRef::Step(run, step))?;
         }
         if let Some(attempt) = &event.attempt_id {
-            self.need(conn, known, kind, KeyRef::Attempt(run, attempt))?;
+            self.need(conn, kind, KeyRef::Attempt(run, attempt))?;
         }
         Ok(())
     }
+}
+
+/// Whether the event creating `key` is in the record (the run's events, through
+/// `events_run`).
+fn in_record(conn: &Connection, key: KeyRef<'_>) -> Result<bool, StoreError> {
+    let (run, kind, step, attempt) = match key {
+        KeyRef::Run(run) => (run, "run.created", None, None),
+        KeyRef::Step(run, step) => (run, "step.created", Some(step), None),
+        KeyRef::Attempt(run, attempt) => (run, "attempt.started", None, Some(attempt)),
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM main.events
+             WHERE run_id = ?1 AND kind = ?2
+               AND (?3 IS NULL OR step_id = ?3) AND (?4 IS NULL OR attempt_id = ?4)
+             LIMIT 1",
+        )?
+        .query_row(rusqlite::params![run, kind, step, attempt], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

@@ -6,9 +6,10 @@
 //! chain, so the event lies shortly after the first one stamped at or after that time
 //! (`locate`). A full scan remains for ids that are not found there.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Params, Statement, params};
 
 use crate::chain::ts_of_millis;
 use crate::error::StoreError;
@@ -45,10 +46,7 @@ impl Store {
             event_cols!(),
             " FROM main.events AS e WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
         ))?;
-        let raw = stmt
-            .query_map(params![after_seq, limit], RawEvent::from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raw.into_iter().map(RawEvent::decode).collect()
+        decoded(&mut stmt, params![after_seq, limit])
     }
 
     /// All events of one run, in order.
@@ -61,10 +59,10 @@ impl Store {
         let mut conn = lock(&self.reader);
         let tx = conn.transaction()?;
         let before = match &filter.before {
-            None => u64::MAX,
+            None => None,
             // Runs created before one that does not exist: none.
             Some(id) => match created_seq(&tx, id)? {
-                Some(seq) => seq,
+                Some(seq) => Some(seq),
                 None => return Ok(Vec::new()),
             },
         };
@@ -72,10 +70,10 @@ impl Store {
         let mut runs = Vec::new();
         let mut stmt = tx.prepare_cached(
             "SELECT run_id FROM main.events
-             WHERE kind = 'run.created' AND seq < ?1 AND run_id IS NOT NULL
+             WHERE kind = 'run.created' AND (?1 IS NULL OR seq < ?1) AND run_id IS NOT NULL
              ORDER BY seq DESC",
         )?;
-        let mut ids = stmt.query([i64::try_from(before).unwrap_or(i64::MAX)])?;
+        let mut ids = stmt.query([before])?;
         while runs.len() < limit {
             let Some(row) = ids.next()? else { break };
             let id: String = row.get(0)?;
@@ -117,6 +115,7 @@ impl Store {
             prefix.to_ascii_uppercase(),
             prefix.to_ascii_lowercase(),
         ];
+        variants.sort();
         variants.dedup();
         let mut candidates: Vec<(u64, String)> = Vec::new();
         let mut stmt = tx.prepare_cached(
@@ -156,16 +155,8 @@ impl Store {
 
     /// One step by id.
     pub fn step(&self, step_id: &str) -> Result<Option<StepRow>, StoreError> {
-        let conn = lock(&self.reader);
-        let Some(ev) = locate(&conn, Creates::Step, step_id)? else {
-            return Ok(None);
-        };
-        let tree = ev
-            .run_id
-            .as_deref()
-            .map(|r| tree_of(&conn, r))
-            .transpose()?;
-        Ok(tree.flatten().and_then(|t| {
+        let tree = located_tree(&lock(&self.reader), Creates::Step, step_id)?;
+        Ok(tree.and_then(|t| {
             t.steps
                 .into_iter()
                 .map(|s| s.step)
@@ -175,16 +166,8 @@ impl Store {
 
     /// One attempt by id.
     pub fn attempt(&self, attempt_id: &str) -> Result<Option<AttemptRow>, StoreError> {
-        let conn = lock(&self.reader);
-        let Some(ev) = locate(&conn, Creates::Attempt, attempt_id)? else {
-            return Ok(None);
-        };
-        let tree = ev
-            .run_id
-            .as_deref()
-            .map(|r| tree_of(&conn, r))
-            .transpose()?;
-        Ok(tree.flatten().and_then(|t| {
+        let tree = located_tree(&lock(&self.reader), Creates::Attempt, attempt_id)?;
+        Ok(tree.and_then(|t| {
             t.steps
                 .into_iter()
                 .flat_map(|s| s.attempts)
@@ -201,18 +184,8 @@ impl Store {
 
     /// One gate by id.
     pub fn gate(&self, gate_id: &str) -> Result<Option<GateRow>, StoreError> {
-        let conn = lock(&self.reader);
-        let Some(ev) = locate(&conn, Creates::Gate, gate_id)? else {
-            return Ok(None);
-        };
-        let tree = ev
-            .run_id
-            .as_deref()
-            .map(|r| tree_of(&conn, r))
-            .transpose()?;
-        Ok(tree
-            .flatten()
-            .and_then(|t| all_gates(t).into_iter().find(|g| g.id == gate_id)))
+        let tree = located_tree(&lock(&self.reader), Creates::Gate, gate_id)?;
+        Ok(tree.and_then(|t| all_gates(t).into_iter().find(|g| g.id == gate_id)))
     }
 
     /// Gates, optionally of one run and/or in one status, oldest first.
@@ -226,7 +199,7 @@ impl Store {
         // Gates in the order they were created, and the runs holding them.
         let mut order: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        let mut runs: Vec<String> = Vec::new();
+        let mut runs: HashSet<String> = HashSet::new();
         {
             let mut stmt = tx.prepare_cached(
                 "SELECT run_id, json_extract(payload, '$.gate_id') FROM main.events
@@ -243,9 +216,7 @@ impl Store {
                 if seen.insert(gate.clone()) {
                     order.push(gate);
                 }
-                if !runs.contains(&run) {
-                    runs.push(run);
-                }
+                runs.insert(run);
             }
         }
         let mut rows: HashMap<String, GateRow> = HashMap::new();
@@ -270,18 +241,17 @@ impl Store {
         let mut trees: HashMap<String, Option<RunTree>> = HashMap::new();
         let mut attempts = Vec::new();
         for (run, attempt_id) in open {
-            if !trees.contains_key(&run) {
-                let tree = tree_of(&tx, &run)?;
-                trees.insert(run.clone(), tree);
-            }
-            let found = trees
-                .get(&run)
-                .and_then(Option::as_ref)
-                .into_iter()
-                .flat_map(|t| &t.steps)
-                .flat_map(|s| &s.attempts)
-                .map(|a| &a.attempt)
-                .find(|a| a.id == attempt_id && !a.status.is_terminal());
+            let tree = match trees.entry(run) {
+                Entry::Occupied(tree) => tree.into_mut(),
+                Entry::Vacant(slot) => {
+                    let tree = tree_of(&tx, slot.key())?;
+                    slot.insert(tree)
+                }
+            };
+            let found = tree
+                .iter()
+                .flat_map(RunTree::unfinished_attempts)
+                .find(|a| a.id == attempt_id);
             attempts.extend(found.cloned());
         }
         Ok(attempts)
@@ -307,8 +277,13 @@ fn run_events(conn: &Connection, run_id: &str) -> Result<Vec<Event>, StoreError>
         event_cols!(),
         " FROM main.events AS e WHERE e.run_id = ?1 ORDER BY e.seq"
     ))?;
+    decoded(&mut stmt, [run_id])
+}
+
+/// The events a statement selecting [`event_cols!`] answers, decoded.
+fn decoded(stmt: &mut Statement<'_>, params: impl Params) -> Result<Vec<Event>, StoreError> {
     let raw = stmt
-        .query_map([run_id], RawEvent::from_row)?
+        .query_map(params, RawEvent::from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(RawEvent::decode).collect()
 }
@@ -322,6 +297,18 @@ fn tree_of(conn: &Connection, run_id: &str) -> Result<Option<RunTree>, StoreErro
     fold_run(events)
 }
 
+/// The tree of the run holding the node `id`, found by the event creating it.
+fn located_tree(
+    conn: &Connection,
+    creates: Creates,
+    id: &str,
+) -> Result<Option<RunTree>, StoreError> {
+    match locate(conn, creates, id)?.and_then(|ev| ev.run_id) {
+        Some(run_id) => tree_of(conn, &run_id),
+        None => Ok(None),
+    }
+}
+
 /// The run row alone, from the events that make it.
 fn run_of(conn: &Connection, run_id: &str) -> Result<Option<RunRow>, StoreError> {
     let sql = format!(
@@ -333,13 +320,7 @@ fn run_of(conn: &Connection, run_id: &str) -> Result<Option<RunRow>, StoreError>
         RUN_ROW_KINDS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let raw = stmt
-        .query_map([run_id], RawEvent::from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    let events = raw
-        .into_iter()
-        .map(RawEvent::decode)
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = decoded(&mut stmt, [run_id])?;
     let updated_at: Option<String> = conn
         .prepare_cached("SELECT ts FROM main.events WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1")?
         .query_row([run_id], |r| r.get(0))

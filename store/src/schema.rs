@@ -314,13 +314,18 @@ pub(crate) fn reset_scratch(conn: &Connection) -> Result<(), StoreError> {
     }
     let mut stmt = conn.prepare_cached(
         "SELECT type, sql FROM main.sqlite_schema
-         WHERE tbl_name IN ('tokens')
-           AND sql IS NOT NULL
+         WHERE tbl_name = ?1 AND sql IS NOT NULL
          ORDER BY type DESC, rowid",
     )?;
-    let defs = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut defs = Vec::new();
+    for table in PROJECTION_TABLES {
+        defs.extend(
+            stmt.query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
     for (kind, sql) in defs {
         let scratch = match kind.as_str() {
             "table" => sql.replacen("CREATE TABLE ", "CREATE TABLE scratch.", 1),

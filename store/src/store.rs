@@ -125,7 +125,7 @@ fn commit_events<T>(
     drop(stmts);
     let (last, checks) = (head.seq, head.checks);
     tx.commit()?;
-    known.commit(checks, last);
+    checks.committed(last);
     tracing::trace!(last, "events appended");
     Ok(out)
 }
@@ -298,8 +298,7 @@ struct Head<'k> {
     /// The last event's hash, in hex (as the next one hashes it).
     hash: String,
     ts: String,
-    known: &'k Known,
-    checks: Checks,
+    checks: Checks<'k>,
 }
 
 impl<'k> Head<'k> {
@@ -321,14 +320,13 @@ impl<'k> Head<'k> {
             hash,
             // One timestamp per transaction, and never earlier than the previous event's.
             ts: now_ts().max(ts),
-            known,
             checks: Checks::new(known, seq),
         })
     }
 
     /// Check, chain, insert and project one event; advances the head.
     fn append(&mut self, stmts: &mut Statements<'_>, event: NewEvent) -> Result<Event, StoreError> {
-        self.checks.check(stmts.conn(), self.known, &event)?;
+        self.checks.check(stmts.conn(), &event)?;
         let NewEvent {
             run_id,
             step_id,

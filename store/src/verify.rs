@@ -47,11 +47,8 @@ pub struct BrokenLink {
 pub enum LinkProblem {
     /// The seq does not follow the previous one (an event is missing).
     Gap,
-    /// `prev_hash` is not the previous event's hash. Stores before schema 5 kept `prev_hash`;
-    /// it is now the previous event's hash by construction, and a broken link shows as
-    /// [`LinkProblem::Hash`].
-    PrevHash,
-    /// The stored hash does not match the event's content (the event was altered).
+    /// The stored hash does not match the event's content and the previous event's hash (the
+    /// event was altered, or the event before it is not the one it was chained to).
     Hash,
 }
 
@@ -68,7 +65,6 @@ impl fmt::Display for LinkProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             LinkProblem::Gap => "seq does not follow the previous event",
-            LinkProblem::PrevHash => "prev_hash is not the previous event's hash",
             LinkProblem::Hash => "content does not match its hash",
         })
     }
