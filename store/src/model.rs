@@ -1,7 +1,7 @@
-//! The shape of the record: statuses, the event catalogue, and the run tree projected from it.
+//! The shape of the record: statuses, the event catalogue, and the run tree folded from it.
 //!
-//! Events are the truth. Every other table is a projection that `Store::rebuild` can derive
-//! from the events alone, so every field a projection holds must come from some event payload.
+//! Events are the truth: the run tree is folded from them when read (`fold.rs`), so every field
+//! of a row must come from some event payload.
 
 use serde::{Deserialize, Serialize};
 
@@ -485,7 +485,7 @@ pub struct BlobRef {
     pub bytes: u64,
 }
 
-/// Projection rows: the run tree.
+/// The run tree, folded from the run's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunTree {
     pub run: RunRow,
@@ -494,6 +494,18 @@ pub struct RunTree {
     pub artifacts: Vec<ArtifactRow>,
     /// Gates attached to the run itself (no step id).
     pub gates: Vec<GateRow>,
+}
+
+impl RunTree {
+    /// The run's attempts not in a terminal status (what a supervisor that stopped or failed
+    /// mid-attempt must close), by step, then by number.
+    pub fn unfinished_attempts(&self) -> impl Iterator<Item = &AttemptRow> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.attempts)
+            .map(|a| &a.attempt)
+            .filter(|a| !a.status.is_terminal())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

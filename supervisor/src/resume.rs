@@ -57,15 +57,11 @@ impl Engine {
             return Ok(Resumed::Finished(tree.run.status));
         }
         let plan = Arc::new(recorded_plan(store, &tree)?);
-        for attempt in store
-            .unfinished_attempts()?
-            .into_iter()
-            .filter(|a| a.run_id == run_id)
-        {
+        for attempt in tree.unfinished_attempts() {
             crate::interrupted::close(
                 rec,
                 &plan.spec.workspace,
-                &attempt,
+                attempt,
                 codencer_store::AttemptStatus::Interrupted,
                 "the supervisor stopped before the attempt ended",
             )

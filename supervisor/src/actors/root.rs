@@ -105,17 +105,13 @@ impl RootActor {
         err: &str,
     ) -> Result<(), ActorProcessingErr> {
         let rec = &entry.ctx.recorder;
-        for attempt in rec
-            .store()
-            .unfinished_attempts()?
-            .into_iter()
-            .filter(|a| a.run_id == entry.run_id)
-        {
+        let before = rec.store().run_tree(&entry.run_id)?;
+        for attempt in before.iter().flat_map(|t| t.unfinished_attempts()) {
             let why = format!("run actor failed: {err}");
             crate::interrupted::close(
                 rec,
                 &entry.plan.spec.workspace,
-                &attempt,
+                attempt,
                 AttemptStatus::Crashed,
                 &why,
             )

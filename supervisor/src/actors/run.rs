@@ -281,16 +281,16 @@ impl Actor for RunActor {
         )?;
         // The attempt it was running ends `crashed` (its worker killed, its changes
         // captured); the record says why.
-        for attempt in rec
-            .store()
-            .unfinished_attempts()?
-            .into_iter()
+        let tree = rec.store().run_tree(&step.run_id)?;
+        for attempt in tree
+            .iter()
+            .flat_map(|t| t.unfinished_attempts())
             .filter(|a| a.step_id == step.step_id)
         {
             crate::interrupted::close(
                 rec,
                 &step.repo,
-                &attempt,
+                attempt,
                 AttemptStatus::Crashed,
                 &format!("step actor failed: {err}"),
             )

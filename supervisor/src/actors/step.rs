@@ -111,10 +111,13 @@ async fn run_step(s: &StepArgs) -> StepFinished {
 /// Ends the step's attempt an infrastructure error left unfinished, `crashed` with `reason`.
 fn close_unfinished(s: &StepArgs, reason: &str) {
     let rec = &s.ctx.recorder;
-    let Ok(unfinished) = rec.store().unfinished_attempts() else {
+    let Ok(Some(tree)) = rec.store().run_tree(&s.run_id) else {
         return;
     };
-    for attempt in unfinished.into_iter().filter(|a| a.step_id == s.step_id) {
+    for attempt in tree
+        .unfinished_attempts()
+        .filter(|a| a.step_id == s.step_id)
+    {
         let _ = rec.append(
             &Ids::attempt(&s.run_id, &s.step_id, &attempt.id),
             EventBody::AttemptCompleted {
