@@ -11,8 +11,8 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::blobs::{BlobProblem, blob_ref, compare, is_sha256_hex};
 use crate::error::StoreError;
-use crate::model::BlobRef;
-use crate::store::{Store, lock};
+use crate::model::{ArtifactKind, BlobRef, EventBody};
+use crate::store::{Store, lock, new_id};
 
 /// Blobs of up to this many bytes are kept in the database, larger ones in files.
 ///
@@ -46,6 +46,19 @@ pub struct StagedBlob {
 impl StagedBlob {
     pub fn blob(&self) -> &BlobRef {
         &self.blob
+    }
+
+    /// A new artifact id, and the `artifact.recorded` body recording this blob under it.
+    pub fn recorded(&self, kind: ArtifactKind, name: Option<&str>) -> (String, EventBody) {
+        let artifact_id = new_id();
+        let body = EventBody::ArtifactRecorded {
+            artifact_id: artifact_id.clone(),
+            kind,
+            name: name.map(str::to_owned),
+            sha256: self.blob.sha256.clone(),
+            bytes: self.blob.bytes,
+        };
+        (artifact_id, body)
     }
 
     /// Inserts a small blob in `conn`'s transaction (no-op if already stored).

@@ -12,7 +12,7 @@ use crate::blobs::Blobs;
 use crate::chain::{GENESIS_HASH, Link, encode_payload, now_ts, to_hex};
 use crate::error::StoreError;
 use crate::inline::StagedBlob;
-use crate::model::{ArtifactKind, ArtifactRow, Event, EventBody, EventIds, NewEvent};
+use crate::model::{ArtifactKind, ArtifactRow, Event, EventIds, NewEvent};
 use crate::nodes::{Checks, Known};
 use crate::project::{Statements, Target, project};
 use crate::schema;
@@ -261,18 +261,9 @@ impl Store {
         name: Option<&str>,
         staged: StagedBlob,
     ) -> Result<ArtifactRow, StoreError> {
-        let id = new_id();
+        let (id, body) = staged.recorded(kind, name);
         let blob = staged.blob().clone();
-        let event = ids.event(
-            actor,
-            EventBody::ArtifactRecorded {
-                artifact_id: id.clone(),
-                kind,
-                name: name.map(str::to_owned),
-                sha256: blob.sha256.clone(),
-                bytes: blob.bytes,
-            },
-        );
+        let event = ids.event(actor, body);
         let event = {
             let mut conn = lock(&self.writer);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -178,7 +178,7 @@ impl Engine {
         let spec = &plan.spec;
         let run_id = codencer_store::new_id();
         let staged = rec.store().stage_blob(spec.text.as_bytes())?;
-        let blob = staged.blob().clone();
+        let (_, taskspec) = staged.recorded(ArtifactKind::Taskspec, Some(&spec.origin));
         let step_ids: Vec<String> = spec
             .steps
             .iter()
@@ -195,16 +195,7 @@ impl Engine {
                     steps: spec.steps.len() as u32,
                 },
             ),
-            (
-                Ids::run(&run_id),
-                EventBody::ArtifactRecorded {
-                    artifact_id: codencer_store::new_id(),
-                    kind: ArtifactKind::Taskspec,
-                    name: Some(spec.origin.clone()),
-                    sha256: blob.sha256,
-                    bytes: blob.bytes,
-                },
-            ),
+            (Ids::run(&run_id), taskspec),
         ];
         for (i, (step, id)) in plan.steps.iter().zip(&step_ids).enumerate() {
             events.push((

@@ -150,17 +150,8 @@ impl Recorder {
                 Content::Bytes(bytes) => self.store.stage_blob(bytes)?,
                 Content::File(path) => self.store.stage_blob_file(path)?,
             };
-            let artifact_id = codencer_store::new_id();
-            new.push(self.new_event(
-                ids,
-                EventBody::ArtifactRecorded {
-                    artifact_id: artifact_id.clone(),
-                    kind: artifact.kind,
-                    name: artifact.name.map(str::to_string),
-                    sha256: staged.blob().sha256.clone(),
-                    bytes: staged.blob().bytes,
-                },
-            ));
+            let (artifact_id, body) = staged.recorded(artifact.kind, artifact.name);
+            new.push(self.new_event(ids, body));
             blobs.push(staged);
             artifact_ids.push(artifact_id);
         }

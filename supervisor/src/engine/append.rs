@@ -78,28 +78,24 @@ impl Engine {
         let step_id = codencer_store::new_id();
         let index = tree.steps.len() as u32 + 1;
         let ids = Ids::step(run_id, &step_id);
-        let blob = store.put_blob(text.as_bytes())?;
-        rec.append_all(vec![
-            (
-                ids.clone(),
-                EventBody::StepCreated {
-                    index,
-                    goal: resolved.spec.goal.clone(),
-                    executor: resolved.spec.executor.clone(),
-                    max_attempts: resolved.max_attempts(),
-                },
-            ),
-            (
-                ids,
-                EventBody::ArtifactRecorded {
-                    artifact_id: codencer_store::new_id(),
-                    kind: ArtifactKind::Taskspec,
-                    name: Some(origin.to_string()),
-                    sha256: blob.sha256,
-                    bytes: blob.bytes,
-                },
-            ),
-        ])?;
+        let staged = store.stage_blob(text.as_bytes())?;
+        let (_, taskspec) = staged.recorded(ArtifactKind::Taskspec, Some(origin));
+        // One transaction: the step and its TaskSpec, content included.
+        rec.append_all_with_blobs(
+            &[staged],
+            vec![
+                (
+                    ids.clone(),
+                    EventBody::StepCreated {
+                        index,
+                        goal: resolved.spec.goal.clone(),
+                        executor: resolved.spec.executor.clone(),
+                        max_attempts: resolved.max_attempts(),
+                    },
+                ),
+                (ids, taskspec),
+            ],
+        )?;
         Ok(AppendedStep {
             run_id: run_id.to_string(),
             step_id,
